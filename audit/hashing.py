@@ -1,0 +1,48 @@
+"""How an event's hash is computed. Shared by the writer and the verifier so they cannot drift.
+
+content digest = SHA-256 of the RFC 8785 canonical JSON of the event's content fields;
+event hash     = SHA-256 of "<seq>|<prev_hash>|<content digest>" (ASCII).
+
+The second step is deliberately simple enough to compute inside PostgreSQL, which lets an append
+claim its place in the chain and write the row in a single statement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import rfc8785
+
+
+def isoformat(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
+
+
+def content_digest(
+    *,
+    occurred_at: datetime,
+    actor_kind: str,
+    actor_id: str,
+    actor_label: str,
+    on_behalf_of: list[Any],
+    action: str,
+    target_type: str,
+    target_id: str,
+    target_label: str,
+    context: dict[str, Any],
+) -> str:
+    document = {
+        "occurred_at": isoformat(occurred_at),
+        "actor": {"kind": actor_kind, "id": actor_id, "label": actor_label},
+        "on_behalf_of": on_behalf_of,
+        "action": action,
+        "target": {"type": target_type, "id": target_id, "label": target_label},
+        "context": context,
+    }
+    return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
+
+
+def chain_hash(seq: int, prev_hash: str, digest: str) -> str:
+    return hashlib.sha256(f"{seq}|{prev_hash}|{digest}".encode("ascii")).hexdigest()

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from audit.verify import verify_chain
+
+log = logging.getLogger(__name__)
+
+
+@shared_task
+def verify_chain_task() -> dict[str, object]:
+    result = verify_chain()
+    if not result.ok:
+        log.error("audit chain broken at #%s: %s", result.first_bad_seq, result.problem)
+    return result.as_dict()
