@@ -33,7 +33,7 @@ def content_digest(
     target_label: str,
     context: dict[str, Any],
 ) -> str:
-    document = {
+    document: dict[str, Any] = {
         "occurred_at": isoformat(occurred_at),
         "actor": {"kind": actor_kind, "id": actor_id, "label": actor_label},
         "on_behalf_of": on_behalf_of,

@@ -69,3 +69,6 @@ class ChainHead(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="audit_chainhead_singleton")]
+
+    def __str__(self) -> str:
+        return f"chain head #{self.seq}"

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -108,7 +108,7 @@ def human_create(
     title: str = "",
     manager: Human | None = None,
     external_id: str | None = None,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> Human:
     email = _require_text(email, "email", max_length=254, label="Email").lower()
     try:
@@ -680,7 +680,7 @@ def agentkey_revoke(*, actor: Actor, key: AgentKey, reason: str = "") -> AgentKe
 
 
 @transaction.atomic
-def api_token_create(*, actor: Actor, user: AbstractBaseUser) -> tuple[ApiToken, str]:
+def api_token_create(*, actor: Actor, user: User) -> tuple[ApiToken, str]:
     new = credentials.generate("cu")
     token = ApiToken.objects.create(user=user, prefix=new.prefix, hashed=new.hashed)
     audit_append(

@@ -29,20 +29,20 @@ class ApiTokenAuthentication(BaseAuthentication):
             presented = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.", code="credential_invalid") from None
+        if not presented.startswith("cu_"):
+            return None  # not ours: an agent credential or another scheme
         prefix = credentials.parse_prefix("cu", presented)
-        if prefix is None:
-            return None if not presented.startswith("cu_") else self._fail()
-        token = ApiToken.objects.select_related("user").filter(prefix=prefix, revoked_at__isnull=True).first()
+        token = (
+            ApiToken.objects.select_related("user").filter(prefix=prefix, revoked_at__isnull=True).first()
+            if prefix
+            else None
+        )
         if token is None or not credentials.matches(presented, token.hashed) or not token.user.is_active:
-            self._fail()
-        assert token is not None
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.", code="credential_invalid")
         now = timezone.now()
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         return token.user, token
-
-    def _fail(self) -> None:
-        raise exceptions.AuthenticationFailed("Invalid or revoked token.", code="credential_invalid")
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="custos"'

@@ -52,14 +52,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return None
     code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), "error")
     if isinstance(exc, exceptions.ValidationError):
-        fields = _flatten(exc.detail) if isinstance(exc.detail, dict) else {"non_field_errors": [str(d) for d in exc.detail]}  # type: ignore[union-attr]
+        raw = exc.detail
+        fields = _flatten(raw) if isinstance(raw, dict) else {"non_field_errors": [str(d) for d in raw]}
         body: dict[str, Any] = {"code": code, "detail": "The request has invalid fields.", "fields": fields}
     else:
         detail = exc.detail
         body = {"code": code, "detail": str(detail), "fields": {}}
     response = Response(body, status=exc.status_code)
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        response["Retry-After"] = str(int(exc.wait))
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        response["Retry-After"] = str(int(wait))
     auth_header = getattr(exc, "auth_header", None)
     if auth_header:
         response["WWW-Authenticate"] = auth_header
