@@ -217,6 +217,17 @@ CUSTOS_KEY_MAX_TTL = env_duration("CUSTOS_KEY_MAX_TTL", "90d")
 # so a stolen database alone does not let anyone test guesses offline.
 CUSTOS_CREDENTIAL_PEPPER = env_str("CUSTOS_CREDENTIAL_PEPPER", SECRET_KEY) or SECRET_KEY
 
+# Delegation tokens (RFC 8693 token exchange).
+CUSTOS_ISSUER = env_str("CUSTOS_ISSUER", "http://127.0.0.1:8000") or ""
+CUSTOS_TOKEN_LIFETIME = env_duration("CUSTOS_TOKEN_LIFETIME", "10m")
+CUSTOS_TOKEN_MAX_LIFETIME = env_duration("CUSTOS_TOKEN_MAX_LIFETIME", "60m")
+CUSTOS_TOKEN_LEEWAY = env_duration("CUSTOS_TOKEN_LEEWAY", "30s")
+CUSTOS_SIGNING_KEY_ROTATION = env_duration("CUSTOS_SIGNING_KEY_ROTATION", "30d")
+# Signing keys' private halves are encrypted at rest with a key derived from this secret.
+CUSTOS_KEY_ENCRYPTION_SECRET = env_str("CUSTOS_KEY_ENCRYPTION_SECRET", SECRET_KEY) or SECRET_KEY
+if CUSTOS_TOKEN_LIFETIME > CUSTOS_TOKEN_MAX_LIFETIME:
+    raise ImproperlyConfiguredEnv("CUSTOS_TOKEN_LIFETIME must not exceed CUSTOS_TOKEN_MAX_LIFETIME")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -490,3 +490,140 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"cu_{self.prefix}_…"
+
+
+# --- Runtime: signing keys, delegation tokens, access requests, drift --------------------------
+
+
+class SigningKeyQuerySet(models.QuerySet["SigningKey"]):
+    def for_signing(self, at: datetime | None = None) -> SigningKeyQuerySet:
+        at = at or timezone.now()
+        return self.filter(activated_at__lte=at, signs_until__gt=at).order_by("-activated_at")
+
+    def published(self, at: datetime | None = None) -> SigningKeyQuerySet:
+        at = at or timezone.now()
+        return self.filter(activated_at__lte=at, verifies_until__gt=at).order_by("-activated_at")
+
+
+class SigningKey(models.Model):
+    """A key that signs delegation tokens. Published in the JWKS until ``verifies_until`` (its last
+    signing moment plus the longest token lifetime), so rotation never strands a token in flight."""
+
+    kid = models.CharField(max_length=64, unique=True)
+    algorithm = models.CharField(max_length=10, default="EdDSA")
+    private_pem = models.TextField(help_text="PKCS#8 PEM, encrypted at rest with a key derived from SECRET_KEY.")
+    public_jwk = models.JSONField()
+    activated_at = models.DateTimeField(default=timezone.now)
+    signs_until = models.DateTimeField()
+    verifies_until = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = SigningKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-activated_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(signs_until__gt=models.F("activated_at")), name="signingkey_signs"),
+            models.CheckConstraint(
+                condition=Q(verifies_until__gte=models.F("signs_until")), name="signingkey_verifies_after_signing"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.kid
+
+
+class DelegationToken(models.Model):
+    """A record of every token issued: what it carries and whether it was revoked (RFC 7009).
+    The token itself is never stored."""
+
+    jti = models.CharField(max_length=64, unique=True)
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="tokens")
+    delegation = models.ForeignKey(Delegation, on_delete=models.PROTECT, related_name="tokens")
+    parent_token = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    scopes = models.JSONField()
+    audience = models.CharField(max_length=200)
+    signing_key = models.ForeignKey(SigningKey, on_delete=models.PROTECT, related_name="+")
+    issued_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        indexes = [models.Index(fields=["agent", "-issued_at"], name="token_agent_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(expires_at__gt=models.F("issued_at")), name="token_expires"),
+        ]
+
+    def __str__(self) -> str:
+        return self.jti
+
+    def status_at(self, at: datetime | None = None) -> str:
+        at = at or timezone.now()
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at <= at else "active"
+
+
+class AccessRequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    DENIED = "denied", "Denied"
+    EXPIRED = "expired", "Expired"
+
+
+class AccessRequest(models.Model):
+    """Just-in-time: an agent asks, mid-task, for a scope it was not delegated."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="access_requests")
+    # The delegation the agent was acting under, if any: its root human decides.
+    delegation = models.ForeignKey(
+        Delegation, null=True, blank=True, on_delete=models.PROTECT, related_name="access_requests"
+    )
+    approver = models.ForeignKey(Human, on_delete=models.PROTECT, related_name="access_requests_to_decide")
+    scope = models.CharField(max_length=200)
+    justification = models.TextField()
+    intent = models.CharField(max_length=500, blank=True, default="")
+    session_id = models.CharField(max_length=200, blank=True, default="")
+    requested_duration = models.DurationField()
+    status = models.CharField(
+        max_length=10, choices=AccessRequestStatus.choices, default=AccessRequestStatus.PENDING
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(help_text="An unanswered request lapses at this time.")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=200, blank=True, default="")
+    decision_note = models.TextField(blank=True, default="")
+    resulting_delegation = models.OneToOneField(
+        Delegation, null=True, blank=True, on_delete=models.PROTECT, related_name="from_access_request"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["approver", "status"], name="accessrequest_approver_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.agent} asks {self.scope}"
+
+
+class DriftEvent(models.Model):
+    """An agent behaving outside what it was delegated, e.g. repeated out-of-scope attempts."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="drift_events")
+    kind = models.CharField(max_length=60)
+    reason = models.CharField(max_length=60, help_text="The denial reason that crossed the threshold.")
+    count = models.PositiveIntegerField()
+    window_seconds = models.PositiveIntegerField()
+    detail = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.agent}: {self.kind}"

@@ -1,0 +1,248 @@
+"""Delegation tokens: signed JWTs (EdDSA over Ed25519) that carry who delegated what to whom.
+
+Signing keys are generated here, kept encrypted at rest, published as a JWKS while any token they
+signed can still be valid, and rotated with that overlap. All cryptography is done by ``cryptography``
+and PyJWT; nothing here implements a primitive.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+from django.utils import timezone
+from jwt.algorithms import OKPAlgorithm
+
+from governance.models import SigningKey
+
+ALGORITHM = "EdDSA"
+# Tokens larger than this are refused before any parsing: a real one is well under 2 KiB.
+MAX_TOKEN_BYTES = 8192
+
+
+def _fernet() -> Fernet:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"custos signing keys").derive(
+        settings.CUSTOS_KEY_ENCRYPTION_SECRET.encode()
+    )
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def _public_jwk(public_key: Ed25519PublicKey, kid: str) -> dict[str, Any]:
+    jwk: dict[str, Any] = OKPAlgorithm.to_jwk(public_key, as_dict=True)
+    jwk.update({"kid": kid, "alg": ALGORITHM, "use": "sig"})
+    return jwk
+
+
+def generate_signing_key(*, activated_at: datetime | None = None) -> SigningKey:
+    """A new Ed25519 key, unsaved: the caller (a service) saves it and writes the audit event."""
+    activated_at = activated_at or timezone.now()
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    kid = f"{activated_at:%Y%m%d}-{secrets.token_hex(4)}"
+    signs_until = activated_at + settings.CUSTOS_SIGNING_KEY_ROTATION
+    return SigningKey(
+        kid=kid,
+        algorithm=ALGORITHM,
+        private_pem=_fernet().encrypt(pem).decode(),
+        public_jwk=_public_jwk(private.public_key(), kid),
+        activated_at=activated_at,
+        signs_until=signs_until,
+        # Keep verifying for as long as a token signed at the last moment may live.
+        verifies_until=signs_until + settings.CUSTOS_TOKEN_MAX_LIFETIME,
+    )
+
+
+def private_key_of(key: SigningKey) -> Ed25519PrivateKey | None:
+    """The decrypted private key, or None when it was encrypted under another secret (then a new
+    key is generated for signing; the old one still verifies from its public half)."""
+    try:
+        pem = _fernet().decrypt(key.private_pem.encode())
+    except InvalidToken:
+        return None
+    private = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(private, Ed25519PrivateKey)
+    return private
+
+
+def jwks(at: datetime | None = None) -> dict[str, Any]:
+    return {"keys": [key.public_jwk for key in SigningKey.objects.published(at)]}
+
+
+def encode(claims: dict[str, Any], key: SigningKey) -> str:
+    private = private_key_of(key)
+    if private is None:
+        raise RuntimeError(f"signing key {key.kid} cannot be decrypted with the configured secret")
+    return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "JWT"})
+
+
+# --- Verification ---------------------------------------------------------------------------
+
+
+class TokenInvalid(Exception):
+    """The presented token is not a token Custos issued (bad form, signature, key, audience…)."""
+
+
+class TokenExpired(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    claims: dict[str, Any]
+    kid: str
+
+    @property
+    def jti(self) -> str:
+        return str(self.claims["jti"])
+
+    @property
+    def exp(self) -> int:
+        return int(self.claims["exp"])
+
+
+class _PublicKeys:
+    """Public keys by kid. Keys never change once made, so a hit never goes stale; a miss reads the
+    database (a new key from a rotation in another process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, tuple[Ed25519PublicKey, datetime, datetime]] = {}
+
+    def get(self, kid: str, at: datetime) -> Ed25519PublicKey | None:
+        entry = self._keys.get(kid)
+        if entry is None:
+            row = SigningKey.objects.filter(kid=kid).first()
+            if row is None:
+                return None
+            public = OKPAlgorithm.from_jwk(row.public_jwk)
+            assert isinstance(public, Ed25519PublicKey)
+            entry = (public, row.activated_at, row.verifies_until)
+            with self._lock:
+                self._keys[kid] = entry
+        public, activated_at, verifies_until = entry
+        return public if activated_at <= at < verifies_until else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+class _SignatureCache:
+    """Tokens whose signature and claims were already verified, keyed by the token's hash.
+
+    Only what revocation cannot change is cached (the signature is valid; the claims say this). Expiry
+    and every revocation are still checked on each use against the clock and the database."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[bytes, VerifiedToken] = OrderedDict()
+
+    def get(self, digest: bytes) -> VerifiedToken | None:
+        with self._lock:
+            hit = self._entries.get(digest)
+            if hit is not None:
+                self._entries.move_to_end(digest)
+            return hit
+
+    def put(self, digest: bytes, value: VerifiedToken) -> None:
+        with self._lock:
+            self._entries[digest] = value
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+public_keys = _PublicKeys()
+signature_cache = _SignatureCache()
+
+_REQUIRED = ["exp", "iat", "nbf", "jti", "sub", "aud", "iss", "act", "scope"]
+
+
+def verify(token: str, *, audience: str | None = None, at: datetime | None = None) -> VerifiedToken:
+    """Verify a token Custos issued: algorithm pinned, kid known and published, signature, issuer,
+    audience, time claims. Raises TokenInvalid or TokenExpired; never returns an unverified token."""
+    at = at or timezone.now()
+    if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+        raise TokenInvalid("not a compact JWS")
+    digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+    verified = signature_cache.get(digest)
+    if verified is None:
+        verified = _verify_uncached(token, at)
+        signature_cache.put(digest, verified)
+    now = at.timestamp()
+    leeway = settings.CUSTOS_TOKEN_LEEWAY.total_seconds()
+    if verified.exp <= now - leeway:
+        raise TokenExpired("token has expired")
+    if int(verified.claims["nbf"]) > now + leeway:
+        raise TokenInvalid("token is not valid yet")
+    if audience is not None and audience not in _audiences(verified.claims):
+        raise TokenInvalid("token is not for this audience")
+    return verified
+
+
+def _audiences(claims: dict[str, Any]) -> list[str]:
+    aud = claims.get("aud")
+    return [aud] if isinstance(aud, str) else list(aud or [])
+
+
+def _verify_uncached(token: str, at: datetime) -> VerifiedToken:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise TokenInvalid(f"malformed header: {exc}") from None
+    if header.get("alg") != ALGORITHM:
+        raise TokenInvalid("algorithm not accepted")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise TokenInvalid("no key id")
+    public = public_keys.get(kid, at)
+    if public is None:
+        raise TokenInvalid("unknown or retired key id")
+    try:
+        claims = jwt.decode(
+            token,
+            public,
+            algorithms=[ALGORITHM],
+            issuer=settings.CUSTOS_ISSUER,
+            # Audience and time are checked by the caller on every use (they must not be cached).
+            options={"require": _REQUIRED, "verify_aud": False, "verify_exp": False, "verify_nbf": False},
+        )
+    except jwt.PyJWTError as exc:
+        raise TokenInvalid(str(exc)) from None
+    if not isinstance(claims.get("act"), dict) or not isinstance(claims.get("scope"), str):
+        raise TokenInvalid("malformed delegation claims")
+    return VerifiedToken(claims=claims, kid=kid)
+
+
+def nested_act(agent_subjects: list[str]) -> dict[str, Any]:
+    """RFC 8693 ``act`` for a chain of agents given first to last: the outermost ``act`` is the
+    agent acting now, each nested one the agent it acts for, down to the first agent."""
+    act: dict[str, Any] | None = None
+    for subject in agent_subjects:
+        act = {"sub": subject, "act": act} if act is not None else {"sub": subject}
+    assert act is not None
+    return act
+
+
+def token_lifetime(requested: timedelta | None, delegation_expires_at: datetime, at: datetime) -> timedelta:
+    lifetime = min(requested or settings.CUSTOS_TOKEN_LIFETIME, settings.CUSTOS_TOKEN_MAX_LIFETIME)
+    return min(lifetime, delegation_expires_at - at)
