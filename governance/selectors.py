@@ -7,30 +7,11 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from governance.models import (
-    Agent,
-    AgentStatus,
-    Delegation,
-    DelegationStatus,
-    Grant,
-    Human,
-    HumanStatus,
-    make_scope,
-)
+from governance import decision
+from governance.models import Agent, Delegation, Grant, Human, make_scope
 
-
-class Reason:
-    """Stable reason codes shared with the runtime check (SPEC §3)."""
-
-    ALLOWED = "allowed"
-    DELEGATION_REVOKED = "delegation_revoked"
-    DELEGATION_EXPIRED = "delegation_expired"
-    CHAIN_BROKEN = "chain_broken"
-    AGENT_INACTIVE = "agent_inactive"
-    SPONSOR_INACTIVE = "sponsor_inactive"
-    HUMAN_INACTIVE = "human_inactive"
-    SCOPE_NOT_DELEGATED = "scope_not_delegated"
-    DELEGATOR_LACKS_GRANT = "delegator_lacks_grant"
+# The reason codes live with the decision core; re-exported here for callers of the selectors.
+Reason = decision.Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +50,37 @@ def agent_held_scopes(agent: Agent, at: datetime | None = None) -> set[str]:
     return {make_scope(name, action) for name, action in rows}
 
 
+def chain_state(
+    delegation: Delegation, wanted: frozenset[str], at: datetime
+) -> tuple[decision.ChainState, list[Delegation]]:
+    """The plain state the decision core needs for ``delegation``'s chain, and the chain itself."""
+    chain = delegation_chain(delegation)
+    root_human = chain[0].root_human
+    held = frozenset(wanted & human_held_scopes(root_human, at)) if wanted else frozenset()
+    state = decision.ChainState(
+        links=tuple(
+            decision.Link(
+                delegation_id=link.pk,
+                parent_id=link.parent_id,
+                status=link.status,
+                expires_at=link.expires_at,
+                scopes=link.scope_set,
+                agent_id=link.delegate_id,
+                agent_name=link.delegate.name,
+                agent_status=link.delegate.status,
+                sponsor_name=link.delegate.sponsor.name,
+                sponsor_status=link.delegate.sponsor.status,
+            )
+            for link in chain
+        ),
+        root_human_id=root_human.pk,
+        root_human_name=root_human.name,
+        root_human_status=root_human.status,
+        root_holds=held,
+    )
+    return state, chain
+
+
 def delegation_usability(
     delegation: Delegation, *, scopes: frozenset[str] | set[str] | None = None, at: datetime | None = None
 ) -> Usability:
@@ -76,41 +88,13 @@ def delegation_usability(
 
     Usable only while every link up to the root, every agent on it and their sponsors, and the root
     human are active and unexpired, the scopes were delegated, and the root human still holds each.
-    The first failing rule names the reason, checked from the link asked about up to the root.
+    The rules themselves are ``governance.decision.decide_chain``, shared with the runtime check.
     """
     at = at or timezone.now()
-    chain = delegation_chain(delegation)
     wanted = frozenset(scopes) if scopes is not None else delegation.scope_set
-
-    def no(reason: str, detail: str) -> Usability:
-        return Usability(False, reason, detail, chain)
-
-    if delegation.status == DelegationStatus.REVOKED:
-        return no(Reason.DELEGATION_REVOKED, f"delegation {delegation.pk} was revoked")
-    if delegation.status == DelegationStatus.EXPIRED or delegation.expires_at <= at:
-        return no(Reason.DELEGATION_EXPIRED, f"delegation {delegation.pk} expired at {delegation.expires_at}")
-    for link in reversed(chain[:-1]):
-        if not link.is_in_force(at):
-            state = "revoked" if link.status == DelegationStatus.REVOKED else "expired"
-            return no(Reason.CHAIN_BROKEN, f"link {link.pk} up the chain is {state}")
-    for link in reversed(chain):
-        agent = link.delegate
-        if agent.status != AgentStatus.ACTIVE:
-            return no(Reason.AGENT_INACTIVE, f"agent {agent.name} is {agent.status}")
-        if agent.sponsor.status != HumanStatus.ACTIVE:
-            return no(Reason.SPONSOR_INACTIVE, f"sponsor {agent.sponsor.name} of {agent.name} is {agent.sponsor.status}")
-    root_human = chain[0].root_human
-    if root_human.status != HumanStatus.ACTIVE:
-        return no(Reason.HUMAN_INACTIVE, f"{root_human.name} is {root_human.status}")
-    missing = wanted - delegation.scope_set
-    if missing:
-        return no(Reason.SCOPE_NOT_DELEGATED, f"not delegated: {', '.join(sorted(missing))}")
-    lacking = wanted - human_held_scopes(root_human, at)
-    if lacking:
-        return no(
-            Reason.DELEGATOR_LACKS_GRANT, f"{root_human.name} no longer holds: {', '.join(sorted(lacking))}"
-        )
-    return Usability(True, Reason.ALLOWED, "", chain)
+    state, chain = chain_state(delegation, wanted, at)
+    outcome = decision.decide_chain(state, wanted, at)
+    return Usability(outcome.allowed, outcome.reason, outcome.detail, chain)
 
 
 def agent_ancestors(agent: Agent) -> list[Agent]:

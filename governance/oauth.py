@@ -1,0 +1,350 @@
+"""OAuth services: RFC 8693 token exchange, RFC 7662 introspection, RFC 7009 revocation, and
+signing-key rotation. Each state change is atomic and writes its audit event in the same transaction.
+
+Token exchange, as Custos speaks it:
+
+- the **actor token** is always the calling agent's own key (``ck_…``), type
+  ``urn:custos:params:oauth:token-type:agent-key``;
+- the **subject token** is either a delegation the agent is the delegate of (its id, type
+  ``urn:custos:params:oauth:token-type:delegation``), or — for a sub-agent — its parent agent's
+  delegation token (type ``urn:ietf:params:oauth:token-type:jwt``), in which case the sub-agent's own
+  delegation below the parent's is used;
+- ``scope`` may only narrow what is delegated (and, for a sub-agent, what the parent's token carries);
+- ``audience`` (or ``resource``) names Custos itself or one resource.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import Actor, Target, audit_append
+from governance import credentials, tokens
+from governance.decision import Outcome, Reason, decide_chain, decide_key
+from governance.models import (
+    Agent,
+    Delegation,
+    DelegationStatus,
+    DelegationToken,
+    Resource,
+    SigningKey,
+)
+from governance.runtime import load_key_state
+from governance.selectors import chain_state
+
+GRANT_TYPE_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+TOKEN_TYPE_JWT = "urn:ietf:params:oauth:token-type:jwt"
+TOKEN_TYPE_ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
+TOKEN_TYPE_AGENT_KEY = "urn:custos:params:oauth:token-type:agent-key"
+TOKEN_TYPE_DELEGATION = "urn:custos:params:oauth:token-type:delegation"
+SUBJECT_TOKEN_TYPES = (TOKEN_TYPE_DELEGATION, TOKEN_TYPE_JWT, TOKEN_TYPE_ACCESS_TOKEN)
+
+
+class OAuthError(Exception):
+    """An RFC 6749 §5.2 error: ``error`` is one of the registered codes."""
+
+    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+    def as_dict(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+
+def human_subject(human_id: int) -> str:
+    return f"human:{human_id}"
+
+
+def agent_subject(agent_id: int) -> str:
+    return f"agent:{agent_id}"
+
+
+def agent_id_of(subject: Any) -> int | None:
+    if isinstance(subject, str) and subject.startswith("agent:") and subject[6:].isdigit():
+        return int(subject[6:])
+    return None
+
+
+# --- Signing keys ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def signingkey_rotate(*, actor: Actor) -> SigningKey:
+    """Start signing with a new key now. The previous keys stop signing but stay published until the
+    last token they signed has expired."""
+    now = timezone.now()
+    for old in SigningKey.objects.select_for_update().for_signing(now):
+        old.signs_until = now
+        old.verifies_until = now + settings.CUSTOS_TOKEN_MAX_LIFETIME
+        old.save(update_fields=["signs_until", "verifies_until"])
+    key = tokens.generate_signing_key(activated_at=now)
+    key.save()
+    audit_append(
+        actor=actor,
+        action="signingkey.rotate",
+        target=Target(type="signingkey", id=str(key.pk), label=key.kid),
+        context={"kid": key.kid, "algorithm": key.algorithm, "signs_until": key.signs_until},
+    )
+    return key
+
+
+def signing_key_for_now(at: datetime) -> SigningKey:
+    for key in SigningKey.objects.for_signing(at):
+        if tokens.private_key_of(key) is not None:
+            return key
+    # None usable (first start, or the encryption secret changed): make one.
+    return signingkey_rotate(actor=Actor.system("token service"))
+
+
+# --- Token exchange -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str
+    record: DelegationToken
+
+    def as_response(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "issued_token_type": TOKEN_TYPE_JWT,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+
+
+def authenticate_agent_key(presented: str, at: datetime) -> Agent:
+    """The agent behind a presented key, or OAuthError(invalid_client). Inactive agents and
+    sponsors fail the same way as a wrong key: the caller learns nothing it could probe."""
+    prefix = credentials.parse_prefix("ck", presented)
+    loaded = load_key_state(prefix, "", "", at) if prefix else None
+    if loaded is None or not credentials.matches(presented, loaded[0]):
+        raise OAuthError("invalid_client", "the actor token is not a valid agent key", status=401)
+    outcome = decide_key(loaded[1], frozenset(), at)
+    if not outcome.allowed:
+        raise OAuthError("invalid_client", f"the agent key cannot be used: {outcome.reason}", status=401)
+    return Agent.objects.get(pk=loaded[1].agent_id)
+
+
+def _requested_scopes(scope: str | None, allowed: frozenset[str]) -> frozenset[str]:
+    if scope is None or not scope.strip():
+        return allowed
+    wanted = frozenset(scope.split())
+    extra = wanted - allowed
+    if extra:
+        raise OAuthError("invalid_scope", f"not delegated: {' '.join(sorted(extra))}")
+    return wanted
+
+
+def _audience(audience: str | None) -> str:
+    if not audience:
+        return settings.CUSTOS_ISSUER
+    if audience == settings.CUSTOS_ISSUER or Resource.objects.filter(name=audience).exists():
+        return audience
+    raise OAuthError("invalid_target", f"unknown audience {audience!r}: use Custos's issuer or a resource name")
+
+
+def _usable_or_error(delegation: Delegation, wanted: frozenset[str], at: datetime) -> list[Delegation]:
+    state, chain = chain_state(delegation, wanted, at)
+    outcome: Outcome = decide_chain(state, wanted, at)
+    if not outcome.allowed:
+        error = "invalid_scope" if outcome.reason == Reason.SCOPE_NOT_DELEGATED else "invalid_grant"
+        raise OAuthError(error, f"{outcome.reason}: {outcome.detail}")
+    return chain
+
+
+@transaction.atomic
+def token_exchange(
+    *,
+    actor_token: str,
+    actor_token_type: str,
+    subject_token: str,
+    subject_token_type: str,
+    scope: str | None = None,
+    audience: str | None = None,
+    requested_lifetime: timedelta | None = None,
+) -> IssuedToken:
+    at = timezone.now()
+    if actor_token_type != TOKEN_TYPE_AGENT_KEY:
+        raise OAuthError("invalid_request", f"actor_token_type must be {TOKEN_TYPE_AGENT_KEY}")
+    if subject_token_type not in SUBJECT_TOKEN_TYPES:
+        raise OAuthError("invalid_request", f"subject_token_type must be one of {', '.join(SUBJECT_TOKEN_TYPES)}")
+    agent = authenticate_agent_key(actor_token, at)
+    aud = _audience(audience)
+    parent_token: DelegationToken | None = None
+    parent_scopes: frozenset[str] | None = None
+    max_exp: datetime | None = None
+
+    if subject_token_type == TOKEN_TYPE_DELEGATION:
+        if not subject_token.isdigit():
+            raise OAuthError("invalid_request", "subject_token must be a delegation id")
+        delegation = Delegation.objects.filter(pk=int(subject_token)).first()
+        if delegation is None:
+            raise OAuthError("invalid_grant", "no such delegation")
+        if delegation.delegate_id != agent.pk:
+            raise OAuthError("unauthorized_client", "this agent is not the delegate of that delegation")
+    else:
+        try:
+            verified = tokens.verify(subject_token, at=at)
+        except (tokens.TokenInvalid, tokens.TokenExpired) as exc:
+            raise OAuthError("invalid_grant", f"subject token rejected: {exc}") from None
+        parent_token = DelegationToken.objects.filter(jti=verified.jti).first()
+        if parent_token is None or parent_token.revoked_at is not None:
+            raise OAuthError("invalid_grant", "subject token is revoked or unknown")
+        if agent.parent_id != parent_token.agent_id:
+            raise OAuthError("unauthorized_client", "only a sub-agent of the subject token's agent may exchange it")
+        parent_scopes = frozenset(str(verified.claims["scope"]).split())
+        max_exp = parent_token.expires_at
+        wanted_hint = frozenset(scope.split()) if scope else frozenset()
+        candidates = Delegation.objects.filter(
+            parent_id=parent_token.delegation_id, delegate=agent, status=DelegationStatus.ACTIVE, expires_at__gt=at
+        ).order_by("-created_at")
+        found = next((d for d in candidates if wanted_hint <= d.scope_set), None)
+        if found is None:
+            raise OAuthError("invalid_grant", "no active delegation to this agent below the subject token's")
+        delegation = found
+
+    allowed = delegation.scope_set if parent_scopes is None else delegation.scope_set & parent_scopes
+    wanted = _requested_scopes(scope, allowed)
+    chain = _usable_or_error(delegation, wanted, at)
+    lifetime = tokens.token_lifetime(requested_lifetime, delegation.expires_at, at)
+    expires_at = at + lifetime
+    if max_exp is not None and expires_at > max_exp:
+        expires_at = max_exp  # a sub-agent's token never outlives the token it was derived from
+    if expires_at <= at:
+        raise OAuthError("invalid_grant", "nothing left of the delegation's lifetime")
+
+    key = signing_key_for_now(at)
+    jti = secrets.token_urlsafe(18)
+    root_human_id = delegation.root_human_id
+    scope_claim = " ".join(sorted(wanted))
+    claims: dict[str, Any] = {
+        "iss": settings.CUSTOS_ISSUER,
+        "sub": human_subject(root_human_id),
+        "aud": aud,
+        "iat": int(at.timestamp()),
+        "nbf": int(at.timestamp()),
+        "exp": int(expires_at.timestamp()),
+        "jti": jti,
+        "scope": scope_claim,
+        "client_id": agent_subject(agent.pk),
+        "delegation_id": delegation.pk,
+        "act": tokens.nested_act([agent_subject(link.delegate_id) for link in chain]),
+    }
+    record = DelegationToken.objects.create(
+        jti=jti,
+        agent=agent,
+        delegation=delegation,
+        parent_token=parent_token,
+        scopes=sorted(wanted),
+        audience=aud,
+        signing_key=key,
+        issued_at=at,
+        expires_at=expires_at,
+    )
+    audit_append(
+        actor=Actor.agent(agent),
+        action="token.issue",
+        target=Target(type="delegationtoken", id=jti, label=f"{agent.name} token"),
+        on_behalf_of=[
+            {"type": "human", "id": root_human_id, "label": chain[0].root_human.name},
+            *({"type": "agent", "id": link.delegate_id, "label": link.delegate.name} for link in chain[:-1]),
+        ],
+        context={
+            "delegation": delegation.pk,
+            "parent_token": parent_token.jti if parent_token else None,
+            "scopes": sorted(wanted),
+            "audience": aud,
+            "expires_at": expires_at,
+            "kid": key.kid,
+        },
+    )
+    return IssuedToken(
+        access_token=tokens.encode(claims, key),
+        expires_in=int((expires_at - at).total_seconds()),
+        scope=scope_claim,
+        record=record,
+    )
+
+
+# --- Introspection (RFC 7662) and revocation (RFC 7009) -------------------------------------
+
+
+def token_introspect(token: str) -> dict[str, Any]:
+    """Whether the token is active right now, judged on the live state (revocation included)."""
+    at = timezone.now()
+    try:
+        verified = tokens.verify(token, at=at)
+    except (tokens.TokenInvalid, tokens.TokenExpired):
+        return {"active": False}
+    record = DelegationToken.objects.select_related("delegation").filter(jti=verified.jti).first()
+    if record is None or record.revoked_at is not None:
+        return {"active": False}
+    state, _ = chain_state(record.delegation, frozenset(record.scopes), at)
+    if not decide_chain(state, frozenset(record.scopes), at).allowed:
+        return {"active": False}
+    claims = verified.claims
+    return {
+        "active": True,
+        "scope": claims["scope"],
+        "client_id": claims.get("client_id"),
+        "token_type": "Bearer",
+        "exp": claims["exp"],
+        "iat": claims["iat"],
+        "nbf": claims["nbf"],
+        "sub": claims["sub"],
+        "aud": claims["aud"],
+        "iss": claims["iss"],
+        "jti": claims["jti"],
+        "act": claims["act"],
+        "delegation_id": claims.get("delegation_id"),
+    }
+
+
+@transaction.atomic
+def token_revoke(*, actor: Actor, jti: str, reason: str = "") -> list[DelegationToken]:
+    """Revoke a token and every token derived from it (sub-agents' exchanges), one event each."""
+    now = timezone.now()
+    revoked: list[DelegationToken] = []
+    frontier = list(
+        DelegationToken.objects.select_for_update().filter(jti=jti, revoked_at__isnull=True)
+    )
+    while frontier:
+        for record in frontier:
+            record.revoked_at = now
+            record.revoked_reason = reason if record.jti == jti else f"parent token {jti} revoked"
+            record.save(update_fields=["revoked_at", "revoked_reason"])
+            audit_append(
+                actor=actor,
+                action="token.revoke",
+                target=Target(type="delegationtoken", id=record.jti, label="delegation token"),
+                context={"reason": record.revoked_reason, "agent": record.agent_id, "delegation": record.delegation_id},
+            )
+            revoked.append(record)
+        frontier = list(
+            DelegationToken.objects.select_for_update().filter(
+                parent_token__in=[r.pk for r in frontier], revoked_at__isnull=True
+            )
+        )
+    return revoked
+
+
+def token_owner_may_revoke(agent: Agent, record: DelegationToken) -> bool:
+    """An agent may revoke its own tokens and those of the sub-agents below it."""
+    current: Agent | None = record.agent
+    while current is not None:
+        if current.pk == agent.pk:
+            return True
+        current = current.parent
+    return False
