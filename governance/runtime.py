@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -176,7 +177,7 @@ def _agent_ref(agent_id: int, name: str) -> dict[str, Any]:
     return {"type": "agent", "id": agent_id, "label": name}
 
 
-def check(*, credential: str, action: str, resource: str, context: dict[str, Any], audience: str | None = None) -> CheckResult:
+def check(*, credential: str, action: str, resource: str, context: dict[str, Any]) -> CheckResult:
     """Decide one request of an agent and record the decision. Raises on any infrastructure
     failure (the caller answers 503); every other outcome is a recorded allow or deny."""
     at = timezone.now()
@@ -198,7 +199,8 @@ def check(*, credential: str, action: str, resource: str, context: dict[str, Any
     else:
         credential_ref = {"kind": "delegation_token"}
         try:
-            verified = tokens.verify(credential, audience=audience, at=at)
+            # A token is good at Custos itself, or at the one resource it was minted for.
+            verified = tokens.verify(credential, audiences=(settings.CUSTOS_ISSUER, resource), at=at)
         except tokens.TokenExpired:
             result.outcome = Outcome(Reason.CREDENTIAL_EXPIRED, "the token has expired")
             verified = None

@@ -12,6 +12,7 @@ import hashlib
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -177,7 +178,7 @@ signature_cache = _SignatureCache()
 _REQUIRED = ["exp", "iat", "nbf", "jti", "sub", "aud", "iss", "act", "scope"]
 
 
-def verify(token: str, *, audience: str | None = None, at: datetime | None = None) -> VerifiedToken:
+def verify(token: str, *, audiences: Collection[str] | None = None, at: datetime | None = None) -> VerifiedToken:
     """Verify a token Custos issued: algorithm pinned, kid known and published, signature, issuer,
     audience, time claims. Raises TokenInvalid or TokenExpired; never returns an unverified token."""
     at = at or timezone.now()
@@ -194,7 +195,7 @@ def verify(token: str, *, audience: str | None = None, at: datetime | None = Non
         raise TokenExpired("token has expired")
     if int(verified.claims["nbf"]) > now + leeway:
         raise TokenInvalid("token is not valid yet")
-    if audience is not None and audience not in _audiences(verified.claims):
+    if audiences is not None and not set(audiences) & set(_audiences(verified.claims)):
         raise TokenInvalid("token is not for this audience")
     return verified
 
