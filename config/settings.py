@@ -204,6 +204,17 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models share a choice set (grant/delegation/key status; risk tier/sensitivity): one name each.
+    "ENUM_NAME_OVERRIDES": {
+        "HumanStatusEnum": "governance.models.HumanStatus",
+        "AgentStatusEnum": "governance.models.AgentStatus",
+        "LifecycleStatusEnum": "governance.models.GrantStatus",
+        "LevelEnum": "governance.models.Sensitivity",
+    },
+    # The interactive page loads Swagger UI from the vendored copy (static/vendor/swagger-ui, see its
+    # VERSION file), never from a CDN, so /api/docs/ works offline and behind strict egress rules.
+    "SWAGGER_UI_DIST": f"/{STATIC_URL.strip('/')}/vendor/swagger-ui",
+    "SWAGGER_UI_FAVICON_HREF": f"/{STATIC_URL.strip('/')}/vendor/swagger-ui/favicon-32x32.png",
 }
 
 # --- Custos policy --------------------------------------------------------------------------
@@ -225,6 +236,12 @@ CUSTOS_TOKEN_LEEWAY = env_duration("CUSTOS_TOKEN_LEEWAY", "30s")
 CUSTOS_SIGNING_KEY_ROTATION = env_duration("CUSTOS_SIGNING_KEY_ROTATION", "30d")
 # Signing keys' private halves are encrypted at rest with a key derived from this secret.
 CUSTOS_KEY_ENCRYPTION_SECRET = env_str("CUSTOS_KEY_ENCRYPTION_SECRET", SECRET_KEY) or SECRET_KEY
+# Just-in-time access requests and drift detection.
+CUSTOS_JIT_DEFAULT_LIFETIME = env_duration("CUSTOS_JIT_DEFAULT_LIFETIME", "15m")
+CUSTOS_JIT_MAX_LIFETIME = env_duration("CUSTOS_JIT_MAX_LIFETIME", "60m")
+CUSTOS_JIT_REQUEST_TTL = env_duration("CUSTOS_JIT_REQUEST_TTL", "15m")
+CUSTOS_DRIFT_THRESHOLD = env_int("CUSTOS_DRIFT_THRESHOLD", 5, minimum=1)
+CUSTOS_DRIFT_WINDOW = env_duration("CUSTOS_DRIFT_WINDOW", "10m")
 if CUSTOS_TOKEN_LIFETIME > CUSTOS_TOKEN_MAX_LIFETIME:
     raise ImproperlyConfiguredEnv("CUSTOS_TOKEN_LIFETIME must not exceed CUSTOS_TOKEN_MAX_LIFETIME")
 

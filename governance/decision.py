@@ -132,7 +132,9 @@ def decide_token(
         return Outcome(Reason.NO_DELEGATION, "the token's delegation no longer exists")
     outcome = decide_chain(token.chain, wanted, at)
     if outcome.allowed and not wanted <= token_scopes:
-        return Outcome(Reason.SCOPE_NOT_DELEGATED, f"not in the token's scope: {', '.join(sorted(wanted - token_scopes))}")
+        return Outcome(
+            Reason.SCOPE_NOT_DELEGATED, f"not in the token's scope: {', '.join(sorted(wanted - token_scopes))}"
+        )
     return outcome
 
 
@@ -160,7 +162,9 @@ def decide_key(key: KeyState, wanted: frozenset[str], at: datetime) -> Outcome:
     if key.agent_status != ACTIVE:
         return Outcome(Reason.AGENT_INACTIVE, f"agent {key.agent_name} is {key.agent_status}")
     if key.sponsor_status != ACTIVE:
-        return Outcome(Reason.SPONSOR_INACTIVE, f"{key.sponsor_name}, sponsor of {key.agent_name}, is {key.sponsor_status}")
+        return Outcome(
+            Reason.SPONSOR_INACTIVE, f"{key.sponsor_name}, sponsor of {key.agent_name}, is {key.sponsor_status}"
+        )
     missing = wanted - key.agent_holds
     if missing:
         return Outcome(Reason.SCOPE_NOT_GRANTED, f"{key.agent_name} holds no grant for {', '.join(sorted(missing))}")

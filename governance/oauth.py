@@ -317,9 +317,7 @@ def token_revoke(*, actor: Actor, jti: str, reason: str = "") -> list[Delegation
     """Revoke a token and every token derived from it (sub-agents' exchanges), one event each."""
     now = timezone.now()
     revoked: list[DelegationToken] = []
-    frontier = list(
-        DelegationToken.objects.select_for_update().filter(jti=jti, revoked_at__isnull=True)
-    )
+    frontier = list(DelegationToken.objects.select_for_update().filter(jti=jti, revoked_at__isnull=True))
     while frontier:
         for record in frontier:
             record.revoked_at = now

@@ -166,7 +166,9 @@ def revoke(request: HttpRequest) -> JsonResponse:
             return JsonResponse({}, headers=_NO_STORE)
         if kind == "agent":
             if not token_owner_may_revoke(who, record):
-                raise OAuthError("unauthorized_client", "an agent may revoke only its own or its sub-agents' tokens", status=403)
+                raise OAuthError(
+                    "unauthorized_client", "an agent may revoke only its own or its sub-agents' tokens", status=403
+                )
             actor = Actor.agent(who)
         else:
             if not roles.is_admin(who):

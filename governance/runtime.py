@@ -9,17 +9,18 @@ log in one more. A failure of either raises; the view turns that into 503, never
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from audit.services import Actor, Target, audit_append
-from governance import credentials, tokens
+from governance import credentials, jit, tokens
 from governance.decision import (
     ChainState,
     KeyState,
@@ -31,6 +32,9 @@ from governance.decision import (
     decide_token,
 )
 from governance.models import SCOPE_SEPARATOR
+from governance.usage import usage
+
+log = logging.getLogger(__name__)
 
 CONTEXT_FIELDS = ("intent", "tool", "session_id", "request_id", "parent_request_id")
 
@@ -247,6 +251,14 @@ def check(*, credential: str, action: str, resource: str, context: dict[str, Any
     )
     # The decision's id is its audit event's hash: unique, indexed, and evidence in itself.
     result.decision_id = event.hash
+    if actor.id:
+        usage.record(agent_id=int(actor.id), key_id=credential_ref.get("id"), at=at)
+        if not result.outcome.allowed and result.outcome.reason in jit.DRIFT_REASONS:
+            try:
+                jit.drift_observe(agent_id=int(actor.id), reason=result.outcome.reason)
+            except DatabaseError:
+                # The denial is recorded already; a missed drift signal must not turn it into a 503.
+                log.warning("drift detection failed", exc_info=True)
     return result
 
 
