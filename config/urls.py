@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from governance import oauth_views
 from governance.api.check import CheckApi
+from governance.api.health import HealthApi
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
@@ -15,6 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/check", CheckApi.as_view(), name="check"),
+    path("api/v1/health", HealthApi.as_view(), name="health"),
     path("api/v1/", include("governance.api.urls")),
     path("oauth/token", oauth_views.token, name="oauth-token"),
     path("oauth/introspect", oauth_views.introspect, name="oauth-introspect"),

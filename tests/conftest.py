@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.db.backends.postgresql.operations import DatabaseOperations
 
+from audit.models import GENESIS_HASH, ChainHead
+from governance import roles
 from tests import factories
 
 
@@ -14,6 +20,40 @@ def pytest_configure(config: Any) -> None:
     engine = settings.DATABASES["default"]["ENGINE"]
     if engine != "django.db.backends.postgresql":
         raise pytest.UsageError("tests need PostgreSQL: set DATABASE_URL (make test does this for you)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_past_the_audit_triggers() -> Iterator[None]:
+    """Let transactional tests (``django_db(transaction=True)``, ``live_server``) clean up.
+
+    After such a test Django empties every table with one ``TRUNCATE``, which the audit log's
+    append-only triggers refuse (as they must in production), so the teardown would fail and leave
+    the rows behind. The flush runs here with ``session_replication_role = replica`` (the test role is
+    a PostgreSQL superuser), which skips ordinary triggers for that one transaction only; the triggers
+    themselves stay in place for every test. The flush also empties what data migrations seeded — the
+    chain head row every append updates, and the role groups — so they are put back as the migrations
+    left them, or the next test would find no chain head and no roles.
+    """
+    original = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self: DatabaseOperations, sql_list: list[str]) -> None:
+        with transaction.atomic(using=self.connection.alias):
+            with self.connection.cursor() as cursor:
+                cursor.execute("SET LOCAL session_replication_role = replica")
+            original(self, sql_list)
+            with self.connection.cursor() as cursor:
+                cursor.execute("SET LOCAL session_replication_role = origin")
+            ChainHead.objects.using(self.connection.alias).update_or_create(
+                pk=1, defaults={"seq": 0, "prev_hash": GENESIS_HASH, "hash": GENESIS_HASH}
+            )
+            for name in roles.ROLES:
+                Group.objects.using(self.connection.alias).get_or_create(name=name)
+
+    DatabaseOperations.execute_sql_flush = execute_sql_flush  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        DatabaseOperations.execute_sql_flush = original  # type: ignore[method-assign]
 
 
 @pytest.fixture
@@ -40,3 +80,19 @@ def outsider_user(db: None) -> Any:
 def _plain_http(settings: Any) -> None:
     # Production settings redirect to HTTPS; the test client speaks plain HTTP.
     settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    # PBKDF2's deliberate slowness costs seconds per persona on a busy machine and tests nothing.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _static_without_manifest(settings: Any) -> None:
+    # With DEBUG off, {% static %} looks names up in collectstatic's manifest; tests render pages
+    # without running collectstatic, so they link the files directly.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

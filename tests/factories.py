@@ -110,6 +110,55 @@ def make_chain(depth: int = 2, scopes: tuple[str, ...] = ("read",)) -> dict[str,
     links = [make_delegation(agents[0], scope_names, root_human=human, max_depth=depth - 1, expires_in=timedelta(days=2))]
     for level, agent in enumerate(agents[1:], start=1):
         links.append(
-            make_delegation(agent, scope_names, parent=links[-1], max_depth=depth - 1 - level, expires_in=timedelta(days=1))
+            # Each level a minute shorter than the one above: "now + 1 day" taken later would outlive its parent.
+            make_delegation(
+                agent,
+                scope_names,
+                parent=links[-1],
+                max_depth=depth - 1 - level,
+                expires_in=timedelta(days=1) - timedelta(minutes=level),
+            )
         )
     return {"human": human, "resource": resource, "agents": agents, "links": links, "scopes": scope_names}
+
+
+def make_api_token(user: User) -> str:
+    """A personal API token for ``user``; returns the full ``cu_…`` secret for an Authorization header."""
+    _token, secret = services.api_token_create(actor=SYSTEM, user=user)
+    return secret
+
+
+def make_token(
+    agent_key: str,
+    delegation: Delegation | None = None,
+    *,
+    parent_token: str | None = None,
+    scope: str | None = None,
+    audience: str | None = None,
+) -> str:
+    """A delegation token through the RFC 8693 exchange service, with the agent's ``ck_…`` key as the
+    actor token: for ``delegation`` (the agent is its delegate) or, for a sub-agent, from its parent
+    agent's ``parent_token``. Returns the compact JWT."""
+    from governance import oauth
+
+    if (delegation is None) == (parent_token is None):
+        raise ValueError("give a delegation or a parent token")
+    issued = oauth.token_exchange(
+        actor_token=agent_key,
+        actor_token_type=oauth.TOKEN_TYPE_AGENT_KEY,
+        subject_token=str(delegation.pk) if delegation is not None else str(parent_token),
+        subject_token_type=oauth.TOKEN_TYPE_DELEGATION if delegation is not None else oauth.TOKEN_TYPE_JWT,
+        scope=scope,
+        audience=audience,
+    )
+    return issued.access_token
+
+
+def make_chain_tokens(chain: dict[str, Any]) -> dict[str, list[str]]:
+    """Keys and tokens for every agent of a ``make_chain`` chain: the first agent exchanges its
+    delegation, each sub-agent its parent's token. Returns {"keys": [...], "tokens": [...]}, first agent first."""
+    keys = [make_key(agent)[1] for agent in chain["agents"]]
+    issued = [make_token(keys[0], chain["links"][0])]
+    for key in keys[1:]:
+        issued.append(make_token(key, parent_token=issued[-1]))
+    return {"keys": keys, "tokens": issued}

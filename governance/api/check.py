@@ -9,10 +9,13 @@ underneath (database, cache, audit append) gets 503 with ``decision: deny``: nev
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,20 +26,62 @@ from governance import runtime
 log = logging.getLogger(__name__)
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+_NAME_MAX = {"action": 60, "resource": 120}
+_CONTEXT_MAX = {"intent": 500, "tool": 200, "session_id": 200, "request_id": 200, "parent_request_id": 200}
+
+
+def _context_field(name: str) -> serializers.CharField:
+    return serializers.CharField(max_length=_CONTEXT_MAX[name], required=False, allow_blank=True, default="")
 
 
 class CheckContextSerializer(serializers.Serializer[dict[str, Any]]):
-    intent = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    tool = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    session_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    request_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    parent_request_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    intent = _context_field("intent")
+    tool = _context_field("tool")
+    session_id = _context_field("session_id")
+    request_id = _context_field("request_id")
+    parent_request_id = _context_field("parent_request_id")
 
 
 class CheckInputSerializer(serializers.Serializer[dict[str, Any]]):
-    action = serializers.RegexField(_NAME, max_length=60)
-    resource = serializers.RegexField(_NAME, max_length=120)
+    action = serializers.RegexField(_NAME, max_length=_NAME_MAX["action"])
+    resource = serializers.RegexField(_NAME, max_length=_NAME_MAX["resource"])
     context = CheckContextSerializer(required=False)  # type: ignore[assignment]  # nested serializer as field
+
+
+# Anchored by fullmatch: no trailing newline slips through as it would past ``$``.
+_NAME_RE = re.compile(_NAME.removeprefix("^").removesuffix("$"))
+
+
+def _plain_text(value: Any, limit: int) -> bool:
+    # Printable (no NUL, no lone surrogate) and nothing to trim: a CharField would return it as it is.
+    return isinstance(value, str) and len(value) <= limit and value.isprintable() and value.strip() == value
+
+
+def _plainly_valid(body: Any) -> dict[str, Any] | None:
+    """The validated body when it is plainly valid, else None (then the serializer decides).
+
+    Building and running the serializer costs more than the rest of the view's Python together, and
+    agents send the same plain shape every time. This accepts only bodies the serializer accepts
+    unchanged (names matching, strings within their limits with nothing to trim or coerce) and returns
+    what it would; every other body, valid after coercion or not, goes through the serializer, so the
+    400 answers are the serializer's.
+    """
+    if not isinstance(body, dict):
+        return None
+    data: dict[str, Any] = {}
+    for name, limit in _NAME_MAX.items():
+        value = body.get(name)
+        if not (isinstance(value, str) and len(value) <= limit and _NAME_RE.fullmatch(value)):
+            return None
+        data[name] = value
+    if "context" in body:
+        context = body["context"]
+        if not isinstance(context, dict):
+            return None
+        data["context"] = {name: context.get(name, "") for name in _CONTEXT_MAX}
+        if not all(_plain_text(data["context"][name], limit) for name, limit in _CONTEXT_MAX.items()):
+            return None
+    return data
 
 
 _ref = inline_serializer(
@@ -60,6 +105,16 @@ CheckOutputSerializer = inline_serializer(
 )
 
 
+class _CheckJSONParser(JSONParser):
+    """Deeply nested JSON (``[[[[…]]]]``) raises RecursionError, no ValueError: a 500 without this."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
+
+
 def _bearer(request: Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -69,6 +124,7 @@ def _bearer(request: Request) -> str:
 class CheckApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    parser_classes = [_CheckJSONParser]
     throttle_classes: list[Any] = []
 
     @extend_schema(
@@ -83,9 +139,11 @@ class CheckApi(APIView):
         description="Authorise one request of an agent. The bearer is the agent's delegation token or key.",
     )
     def post(self, request: Request) -> Response:
-        body = CheckInputSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
+        data = _plainly_valid(request.data)
+        if data is None:
+            body = CheckInputSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = body.validated_data
         try:
             result = runtime.check(
                 credential=_bearer(request),

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError, IntegrityError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from governance.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "request_too_large"
 
 
 def _flatten(detail: Any) -> dict[str, list[str]]:
@@ -41,26 +53,55 @@ _CODES = {
 }
 
 
+def _as_api_exception(exc: Exception) -> Exception:
+    """Map the Django and database errors that bad input can still provoke to a 4xx, so the contract
+    "bad input is a 4xx, never a 5xx" holds even where a check upstream was missed."""
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied()
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return exceptions.ValidationError(detail)
+    if isinstance(exc, IntegrityError):
+        # A unique constraint lost to a concurrent request: the services checked first, the database
+        # had the last word. The service's transaction has already rolled back.
+        logger.warning("integrity error answered as 409: %s", exc)
+        return _Conflict()
+    if isinstance(exc, DataError):
+        logger.warning("data error answered as 400: %s", exc)
+        return exceptions.ValidationError({"non_field_errors": ["A value is out of range or malformed."]})
+    if isinstance(exc, RequestDataTooBig):
+        return RequestTooLarge()
+    if isinstance(exc, SuspiciousOperation):
+        return exceptions.ParseError("The request was refused as malformed.")
+    return exc
+
+
+class _Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state; retry after reloading."
+    default_code = "conflict"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         return Response({"code": exc.code, "detail": exc.detail, "fields": exc.fields}, status=exc.status)
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
+    exc = _as_api_exception(exc)
     if not isinstance(exc, exceptions.APIException):
         return None
-    code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), "error")
+    code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), None) or str(exc.default_code)
     if isinstance(exc, exceptions.ValidationError):
-        raw = exc.detail
-        fields = _flatten(raw) if isinstance(raw, dict) else {"non_field_errors": [str(d) for d in raw]}
+        fields = (
+            _flatten(exc.detail) if isinstance(exc.detail, dict) else {"non_field_errors": [str(d) for d in exc.detail]}
+        )
         body: dict[str, Any] = {"code": code, "detail": "The request has invalid fields.", "fields": fields}
     else:
         detail = exc.detail
         body = {"code": code, "detail": str(detail), "fields": {}}
     response = Response(body, status=exc.status_code)
-    wait = getattr(exc, "wait", None)
-    if isinstance(exc, exceptions.Throttled) and wait is not None:
+    wait = getattr(exc, "wait", None)  # only Throttled has one
+    if wait is not None:
         response["Retry-After"] = str(int(wait))
     auth_header = getattr(exc, "auth_header", None)
     if auth_header:

@@ -1,0 +1,33 @@
+"""Who may call what: reads need a console role, writes need admin (SPEC §1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+
+from governance import roles
+
+
+class ConsoleRole(BasePermission):
+    """A view names the roles that may read (``read_roles``, any role by default) and write
+    (``write_roles``, admin by default). Which *objects* a reader sees is decided by the models'
+    ``visible_to`` querysets, not here.
+
+    A caller with no role is refused before anything is looked up, so an outsider learns nothing
+    (not even whether an id exists); an anonymous caller gets a 401 because DRF turns a refusal
+    without credentials into ``NotAuthenticated``."""
+
+    message = "Your console role does not allow this."
+    code = "forbidden"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        held = roles.roles_of(request.user)
+        if not held:
+            return False
+        if request.method in SAFE_METHODS:
+            allowed = getattr(view, "read_roles", roles.ROLES)
+        else:
+            allowed = getattr(view, "write_roles", (roles.ADMIN,))
+        return bool(held & set(allowed))

@@ -1,0 +1,462 @@
+"""Input and output shapes of API v1.
+
+Inputs only check types and sizes and resolve ids (through ``visible_to``, so a caller can never
+name an object it cannot see); every rule about the domain stays in ``governance.services``. Outputs
+never carry a secret, except the one response that creates a key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Model
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from audit.models import ActorKind, AuditEvent
+from governance.api.pagination import page_serializer
+from governance.models import (
+    Agent,
+    AgentKey,
+    AgentStatus,
+    Delegation,
+    DelegationStatus,
+    Grant,
+    GrantSource,
+    GrantStatus,
+    Human,
+    HumanStatus,
+    Resource,
+    ResourceKind,
+    RiskTier,
+    Sensitivity,
+)
+
+# Generous, but bounded: nothing the console shows needs more, and a bound keeps megabyte strings out
+# of the database and the audit log.
+MAX_TEXT = 2000
+MAX_LIST = 100
+
+# NAMES_LIKE_DRF_ATTRIBUTES: fields called parent, source or fields are fine at run time (the serializer
+# metaclass moves declared fields out of the class namespace), but the type stubs read them as overriding
+# the Field/Serializer attributes of the same name, hence the ``type: ignore[assignment]`` on them.
+
+# --- Fields ---------------------------------------------------------------------------------
+
+
+class StrictCharField(serializers.CharField):
+    """Text only: DRF's CharField quietly turns numbers into strings, which hides client bugs."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time with an offset. DRF would read a naive time in the server's zone; for
+    expiries that silently shifts access by hours, so it is refused instead."""
+
+    default_error_messages = {"naive": "Include a time zone, e.g. 2030-01-31T17:00:00Z."}
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)
+
+
+class VisibleIdField(serializers.PrimaryKeyRelatedField):
+    """The integer id of an object the caller may see. Unknown and invisible ids give the same field
+    error, so the answer reveals nothing about objects outside the caller's view."""
+
+    default_error_messages = {
+        "does_not_exist": "No {model} with id {pk_value} that you can see.",
+        "incorrect_type": "Expected an integer id, got {data_type}.",
+    }
+
+    def __init__(self, model: type[Model], **kwargs: Any) -> None:
+        self.model = model
+        super().__init__(queryset=model._default_manager.all(), **kwargs)
+
+    def get_queryset(self) -> Any:
+        request = self.context.get("request")
+        return self.model._default_manager.visible_to(getattr(request, "user", None))  # type: ignore[attr-defined]
+
+    def to_internal_value(self, data: Any) -> Any:
+        if type(data) is not int:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if data < 1:
+            self.fail("does_not_exist", model=self.model._meta.verbose_name, pk_value=data)
+        try:
+            return self.get_queryset().get(pk=data)
+        except self.model.DoesNotExist:  # type: ignore[attr-defined]
+            self.fail("does_not_exist", model=self.model._meta.verbose_name, pk_value=data)
+
+
+def _text(max_length: int = MAX_TEXT, **kwargs: Any) -> StrictCharField:
+    kwargs.setdefault("required", False)
+    kwargs.setdefault("allow_blank", True)
+    kwargs.setdefault("default", "")
+    return StrictCharField(max_length=max_length, **kwargs)
+
+
+def _reason() -> StrictCharField:
+    return _text(help_text="Why; kept in the audit log.")
+
+
+# --- Errors ---------------------------------------------------------------------------------
+
+
+class ErrorOutput(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. sponsor_inactive.")
+    detail = serializers.CharField(help_text="A sentence for people.")
+    fields = serializers.DictField(  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages per input field at fault (may be empty).",
+    )
+
+
+# --- Humans ---------------------------------------------------------------------------------
+
+
+class HumanOutput(serializers.ModelSerializer[Human]):
+    class Meta:
+        model = Human
+        fields = [
+            "id",
+            "external_id",
+            "email",
+            "name",
+            "manager",
+            "department",
+            "title",
+            "status",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class HumanCreateInput(serializers.Serializer[Any]):
+    email = serializers.EmailField(max_length=254)
+    name = StrictCharField(max_length=200)
+    department = _text(120)
+    title = _text(120)
+    manager = VisibleIdField(Human, required=False, allow_null=True, default=None)
+    external_id = StrictCharField(max_length=200, required=False, allow_null=True, default=None)
+
+
+class HumanFilter(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=HumanStatus.choices, required=False)
+    q = serializers.CharField(max_length=200, required=False, help_text="Search in name and email.")
+
+
+# --- Agents ---------------------------------------------------------------------------------
+
+
+class AgentOutput(serializers.ModelSerializer[Agent]):
+    sponsor_name = serializers.CharField(source="sponsor.name", read_only=True)
+
+    class Meta:
+        model = Agent
+        fields = [
+            "id",
+            "name",
+            "purpose",
+            "sponsor",
+            "sponsor_name",
+            "parent",
+            "depth",
+            "status",
+            "risk_tier",
+            "last_activity_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class AgentCreateInput(serializers.Serializer[Any]):
+    name = StrictCharField(max_length=120)
+    purpose = _text()
+    sponsor = VisibleIdField(
+        Human, required=False, allow_null=True, default=None, help_text="Required unless parent is given."
+    )
+    parent = VisibleIdField(  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
+        Agent, required=False, allow_null=True, default=None, help_text="Makes this a sub-agent of parent."
+    )
+    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, default=RiskTier.MEDIUM)
+
+
+class AgentFilter(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=AgentStatus.choices, required=False)
+    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
+    sponsor = serializers.IntegerField(min_value=1, required=False, help_text="Sponsor's human id.")
+    parent = serializers.IntegerField(min_value=1, required=False, help_text="Parent agent's id.")  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
+    q = serializers.CharField(max_length=200, required=False, help_text="Search in name and purpose.")
+
+
+class ReasonInput(serializers.Serializer[Any]):
+    reason = _reason()
+
+
+# --- Resources ------------------------------------------------------------------------------
+
+
+class ResourceOutput(serializers.ModelSerializer[Resource]):
+    actions = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = Resource
+        fields = ["id", "name", "kind", "description", "sensitivity", "owner", "actions", "created_at"]
+        read_only_fields = fields
+
+
+class ResourceCreateInput(serializers.Serializer[Any]):
+    name = StrictCharField(max_length=120, help_text="Dotted, lower case, e.g. crm.contacts.")
+    owner = VisibleIdField(Human)
+    actions = serializers.ListField(
+        child=StrictCharField(max_length=60), allow_empty=False, max_length=MAX_LIST, help_text="e.g. [read, write]"
+    )
+    kind = serializers.ChoiceField(choices=ResourceKind.choices, default=ResourceKind.API)
+    sensitivity = serializers.ChoiceField(choices=Sensitivity.choices, default=Sensitivity.MEDIUM)
+    description = _text()
+
+
+class ResourceFilter(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=ResourceKind.choices, required=False)
+    sensitivity = serializers.ChoiceField(choices=Sensitivity.choices, required=False)
+    q = serializers.CharField(max_length=200, required=False, help_text="Search in name and description.")
+
+
+# --- Grants ---------------------------------------------------------------------------------
+
+
+class GrantOutput(serializers.ModelSerializer[Grant]):
+    holder_type = serializers.SerializerMethodField()
+    scope = serializers.CharField(read_only=True)
+    in_force = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Grant
+        fields = [
+            "id",
+            "holder_type",
+            "holder_human",
+            "holder_agent",
+            "resource",
+            "action",
+            "scope",
+            "valid_from",
+            "expires_at",
+            "status",
+            "in_force",
+            "source",
+            "justification",
+            "granted_by",
+            "created_at",
+            "revoked_at",
+            "revoked_reason",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=["human", "agent"]))
+    def get_holder_type(self, grant: Grant) -> str:
+        return "agent" if grant.holder_agent_id is not None else "human"
+
+    @extend_schema_field(serializers.BooleanField(help_text="Active, started and unexpired right now."))
+    def get_in_force(self, grant: Grant) -> bool:
+        return grant.is_in_force()
+
+
+class GrantCreateInput(serializers.Serializer[Any]):
+    holder_human = VisibleIdField(Human, required=False, allow_null=True, default=None)
+    holder_agent = VisibleIdField(Agent, required=False, allow_null=True, default=None)
+    resource = VisibleIdField(Resource)
+    action = StrictCharField(max_length=60)
+    expires_at = AwareDateTimeField(
+        required=False, allow_null=True, default=None, help_text="Required for agents; open-ended for humans if null."
+    )
+    valid_from = AwareDateTimeField(required=False, allow_null=True, default=None)
+    justification = _text()
+    source = serializers.ChoiceField(choices=GrantSource.choices, default=GrantSource.DIRECT)  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if (attrs.get("holder_human") is None) == (attrs.get("holder_agent") is None):
+            raise serializers.ValidationError({"holder": ["Give exactly one of holder_human and holder_agent."]})
+        return attrs
+
+
+class GrantFilter(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=GrantStatus.choices, required=False)
+    holder_human = serializers.IntegerField(min_value=1, required=False)
+    holder_agent = serializers.IntegerField(min_value=1, required=False)
+    resource = serializers.IntegerField(min_value=1, required=False)
+
+
+# --- Delegations ----------------------------------------------------------------------------
+
+
+class DelegationOutput(serializers.ModelSerializer[Delegation]):
+    scopes = serializers.ListField(child=serializers.CharField(), read_only=True)
+    in_force = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Delegation
+        fields = [
+            "id",
+            "parent",
+            "root_human",
+            "delegate",
+            "purpose",
+            "scopes",
+            "depth",
+            "max_depth",
+            "expires_at",
+            "status",
+            "in_force",
+            "created_at",
+            "created_by",
+            "revoked_at",
+            "revoked_reason",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.BooleanField(help_text="This link is active and unexpired right now."))
+    def get_in_force(self, delegation: Delegation) -> bool:
+        return delegation.is_in_force()
+
+
+class DelegationCreateInput(serializers.Serializer[Any]):
+    delegate = VisibleIdField(Agent)
+    scopes = serializers.ListField(
+        child=StrictCharField(max_length=200), allow_empty=False, max_length=MAX_LIST, help_text="resource:action"
+    )
+    expires_at = AwareDateTimeField()
+    purpose = StrictCharField(max_length=MAX_TEXT)
+    root_human = VisibleIdField(
+        Human, required=False, allow_null=True, default=None, help_text="The delegating human (a root link)."
+    )
+    parent = VisibleIdField(  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
+        Delegation, required=False, allow_null=True, default=None, help_text="The parent link (a sub-delegation)."
+    )
+    max_depth = serializers.IntegerField(min_value=0, max_value=100, default=0)
+
+
+class DelegationRevokeOutput(serializers.Serializer[Any]):
+    delegation = DelegationOutput()
+    revoked_ids = serializers.ListField(
+        child=serializers.IntegerField(), help_text="This link and every active link below it that was revoked now."
+    )
+
+
+class DelegationFilter(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=DelegationStatus.choices, required=False)
+    delegate = serializers.IntegerField(min_value=1, required=False)
+    root_human = serializers.IntegerField(min_value=1, required=False)
+    parent = serializers.IntegerField(min_value=1, required=False)  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
+
+
+# --- Agent keys -----------------------------------------------------------------------------
+
+
+class AgentKeyOutput(serializers.ModelSerializer[AgentKey]):
+    display = serializers.CharField(read_only=True, help_text="ck_<prefix>_… — never the secret.")
+    # Same values as a grant's status, so the schema shares one enum.
+    status = serializers.ChoiceField(choices=GrantStatus.choices, read_only=True)
+
+    class Meta:
+        model = AgentKey
+        fields = [
+            "id",
+            "agent",
+            "name",
+            "prefix",
+            "display",
+            "status",
+            "created_at",
+            "created_by",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "revoked_by",
+            "revoked_reason",
+        ]
+        read_only_fields = fields
+
+
+class AgentKeyCreatedOutput(AgentKeyOutput):
+    # Not a model attribute (only its hash is stored): the view adds it from what the service returned.
+    secret = serializers.CharField(read_only=True, help_text="The full key. Shown in this response only.")
+
+    class Meta(AgentKeyOutput.Meta):
+        fields = [*AgentKeyOutput.Meta.fields, "secret"]
+        read_only_fields = fields
+
+
+class AgentKeyCreateInput(serializers.Serializer[Any]):
+    name = _text(120)
+    expires_at = AwareDateTimeField(
+        required=False, allow_null=True, default=None, help_text="Defaults to the configured key lifetime."
+    )
+
+
+# --- Audit ----------------------------------------------------------------------------------
+
+
+class AuditEventOutput(serializers.ModelSerializer[AuditEvent]):
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "seq",
+            "occurred_at",
+            "actor_kind",
+            "actor_id",
+            "actor_label",
+            "on_behalf_of",
+            "action",
+            "target_type",
+            "target_id",
+            "target_label",
+            "context",
+            "prev_hash",
+            "hash",
+        ]
+        read_only_fields = fields
+
+
+class AuditEventFilter(serializers.Serializer[Any]):
+    action = serializers.CharField(max_length=80, required=False, help_text="Exact action, e.g. grant.revoke.")
+    actor_kind = serializers.ChoiceField(choices=ActorKind.choices, required=False)
+    actor_id = serializers.CharField(max_length=64, required=False)
+    target_type = serializers.CharField(max_length=40, required=False)
+    target_id = serializers.CharField(max_length=64, required=False)
+    since = AwareDateTimeField(required=False, help_text="Events at or after this time.")
+    until = AwareDateTimeField(required=False, help_text="Events before this time.")
+
+
+class AuditVerifyOutput(serializers.Serializer[Any]):
+    ok = serializers.BooleanField()
+    checked = serializers.IntegerField(help_text="Events whose hash was recomputed.")
+    head_seq = serializers.IntegerField()
+    first_bad_seq = serializers.IntegerField(allow_null=True)
+    problem = serializers.CharField(allow_blank=True)
+
+
+class AuditBrokenOutput(AuditVerifyOutput):
+    code = serializers.CharField(help_text="audit_chain_broken")
+    detail = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
+
+
+# --- Pages ----------------------------------------------------------------------------------
+
+HumanPage = page_serializer(HumanOutput, "HumanPage")
+AgentPage = page_serializer(AgentOutput, "AgentPage")
+ResourcePage = page_serializer(ResourceOutput, "ResourcePage")
+GrantPage = page_serializer(GrantOutput, "GrantPage")
+DelegationPage = page_serializer(DelegationOutput, "DelegationPage")
+AgentKeyPage = page_serializer(AgentKeyOutput, "AgentKeyPage")
+AuditEventPage = page_serializer(AuditEventOutput, "AuditEventPage")

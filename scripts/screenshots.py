@@ -1,0 +1,58 @@
+"""Take the README's screenshots of a running console (`make run` first).
+
+    .venv/bin/python scripts/screenshots.py [--url http://127.0.0.1:8000] [--out docs/screenshots]
+
+Drives Debian's Chromium through pip's playwright, logs in as the demo admin and saves one PNG per page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+PAGES = [
+    ("dashboard", "/"),
+    ("agents", "/agents/"),
+    ("agent", None),  # the first agent with sub-agents, found from the list
+    ("delegations", "/delegations/"),
+    ("audit", "/audit/"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--out", default="docs/screenshots")
+    parser.add_argument("--user", default="admin")
+    parser.add_argument("--password", default="custos-demo")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"{args.url}/login/")
+        page.fill("input[name=username]", args.user)
+        page.fill("input[name=password]", args.password)
+        page.click("button[type=submit], input[type=submit]")
+        page.wait_for_load_state("networkidle")
+        for name, path in PAGES:
+            if path is None:
+                page.goto(f"{args.url}/agents/?kind=top")
+                links = page.eval_on_selector_all("a[href^='/agents/']", "els => els.map(e => e.getAttribute('href'))")
+                path = next((h for h in links if re.fullmatch(r"/agents/\d+/", h or "")), "/agents/")
+            page.goto(f"{args.url}{path}")
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(out / f"{name}.png"), full_page=False)
+            print(out / f"{name}.png")
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The organisation the API tests run against, and a snapshot of everything a write could change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from audit.models import AuditEvent
+from governance import services
+from governance.models import Agent, AgentKey, ApiToken, Delegation, Grant, Human, HumanStatus, Resource
+from tests import factories
+
+
+@dataclass
+class World:
+    """A small organisation: the reviewer is linked to ``mine`` and so sees what ``mine`` sponsors;
+    the ``other_*`` objects belong to someone else and are outside the reviewer's view."""
+
+    users: dict[str, User]
+    tokens: dict[str, str]
+    mine: Human
+    left: Human
+    resource: Resource
+    agent: Agent
+    sub_agent: Agent
+    suspended_agent: Agent
+    human_grant: Grant
+    agent_grant: Grant
+    delegation: Delegation
+    leaf_delegation: Delegation  # max_depth 0: allows no sub-delegation
+    key: AgentKey
+    other_human: Human
+    other_agent: Agent
+    other_grant: Grant
+    other_delegation: Delegation
+    other_key: AgentKey
+
+    def client(self, role: str) -> APIClient:
+        """A client calling as ``role`` with a real personal API token; "anonymous" sends none."""
+        client = APIClient()
+        if role != "anonymous":
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.tokens[role]}")
+        return client
+
+
+ROLES = ("admin", "reviewer", "auditor", "outsider", "anonymous")
+
+
+def build_world() -> World:
+    users = {
+        "admin": factories.make_admin(),
+        "reviewer": factories.make_reviewer(),
+        "auditor": factories.make_auditor(),
+        "outsider": factories.make_outsider(),
+    }
+    tokens = {role: factories.make_api_token(user) for role, user in users.items()}
+    mine = factories.make_human(user=users["reviewer"])
+    left = factories.make_human()
+    services.human_set_status(actor=factories.SYSTEM, human=left, status=HumanStatus.LEFT)
+    resource = factories.make_resource(owner=mine)
+    human_grant = factories.make_grant(mine, resource, "read")
+    factories.make_grant(mine, resource, "write")
+    agent = factories.make_agent(sponsor=mine)
+    sub_agent = factories.make_agent(parent=agent)
+    suspended_agent = factories.make_agent(sponsor=mine)
+    services.agent_suspend(actor=factories.SYSTEM, agent=suspended_agent)
+    agent_grant = factories.make_grant(agent, resource, "read")
+    delegation = factories.make_delegation(
+        agent,
+        [resource.scope("read"), resource.scope("write")],
+        root_human=mine,
+        max_depth=1,
+        expires_in=timedelta(days=2),
+    )
+    leaf_delegation = factories.make_delegation(agent, [resource.scope("read")], root_human=mine, max_depth=0)
+    key, _secret = factories.make_key(agent)
+
+    other = factories.make_chain(depth=1)
+    other_key, _ = factories.make_key(other["agents"][0])
+    return World(
+        users=users,
+        tokens=tokens,
+        mine=mine,
+        left=left,
+        resource=resource,
+        agent=agent,
+        sub_agent=sub_agent,
+        suspended_agent=suspended_agent,
+        human_grant=human_grant,
+        agent_grant=agent_grant,
+        delegation=delegation,
+        leaf_delegation=leaf_delegation,
+        key=key,
+        other_human=other["human"],
+        other_agent=other["agents"][0],
+        other_grant=Grant.objects.filter(holder_human=other["human"]).first(),  # type: ignore[arg-type]
+        other_delegation=other["links"][0],
+        other_key=other_key,
+    )
+
+
+def snapshot() -> dict[str, Any]:
+    """Everything a write could change: row counts, the audit log's length, and the state of every
+    revocable or suspendable row (a refused revoke adds no row but must not flip a status either)."""
+    return {
+        "counts": {
+            model.__name__: model.objects.count()
+            for model in (Human, Agent, Resource, Grant, Delegation, AgentKey, ApiToken, AuditEvent)
+        },
+        "humans": sorted(Human.objects.values_list("id", "status")),
+        "agents": sorted(Agent.objects.values_list("id", "status")),
+        "grants": sorted(Grant.objects.values_list("id", "status")),
+        "delegations": sorted(Delegation.objects.values_list("id", "status")),
+        "keys": sorted(AgentKey.objects.values_list("id", "revoked_at")),
+    }
+
+
+def in_a_day() -> str:
+    return (timezone.now() + timedelta(days=1)).isoformat()
+
+
+def in_an_hour() -> str:
+    return (timezone.now() + timedelta(hours=1)).isoformat()
