@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,9 +57,34 @@ class PendingEvent:
     on_behalf_of: Sequence[Any] = ()
 
 
+# The largest integer RFC 8785 (I-JSON: IEEE 754 doubles) represents exactly.
+_MAX_EXACT_INT = 2**53 - 1
+
+
+def _exact_numbers(value: Any) -> Any:
+    """Numbers that would not survive the round trip unchanged, as their text.
+
+    RFC 8785 cannot encode integers beyond 2^53 - 1 nor NaN and infinities, PostgreSQL's jsonb refuses
+    the latter, and it hands floats written in exponent form (1e+16 and up) back as integers. Left as
+    numbers, such a value would make the append fail or, worse, be stored but never verify again — and
+    contexts carry what agents send.
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) <= _MAX_EXACT_INT else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) and abs(value) <= _MAX_EXACT_INT else repr(value)
+    if isinstance(value, list):
+        return [_exact_numbers(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _exact_numbers(item) for key, item in value.items()}
+    return value
+
+
 def _plain_json(value: Any) -> Any:
     # What is hashed must be exactly what the database gives back: plain JSON types only.
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    return _exact_numbers(json.loads(json.dumps(value, cls=DjangoJSONEncoder)))
 
 
 _PG_APPEND = """
@@ -118,6 +144,11 @@ def audit_append(
         target_label=event.target_label,
         context=event.context,
     )
+    if connection.vendor == "postgresql" and connection.get_autocommit():
+        # Outside any transaction (the runtime check) the one statement is its own transaction: atomic
+        # by itself, committed with its own round trip, saving the BEGIN and COMMIT round trips.
+        _append_postgresql(event, digest)
+        return event
     with transaction.atomic():
         if connection.vendor == "postgresql":
             _append_postgresql(event, digest)

@@ -139,6 +139,9 @@ def authenticate_agent_key(presented: str, at: datetime) -> Agent:
 
 def _requested_scopes(scope: str | None, allowed: frozenset[str]) -> frozenset[str]:
     if scope is None or not scope.strip():
+        if not allowed:
+            # A token with no scope allows nothing: refuse rather than mint an empty one.
+            raise OAuthError("invalid_scope", "nothing is both delegated and carried by the subject token")
         return allowed
     wanted = frozenset(scope.split())
     extra = wanted - allowed
@@ -187,7 +190,8 @@ def token_exchange(
     max_exp: datetime | None = None
 
     if subject_token_type == TOKEN_TYPE_DELEGATION:
-        if not subject_token.isdigit():
+        # ASCII digits, bounded: "²".isdigit() is true but int() refuses it, as it does 5000 digits.
+        if not (subject_token.isascii() and subject_token.isdigit()) or len(subject_token) > 18:
             raise OAuthError("invalid_request", "subject_token must be a delegation id")
         delegation = Delegation.objects.filter(pk=int(subject_token)).first()
         if delegation is None:
@@ -206,6 +210,12 @@ def token_exchange(
             raise OAuthError("unauthorized_client", "only a sub-agent of the subject token's agent may exchange it")
         parent_scopes = frozenset(str(verified.claims["scope"]).split())
         max_exp = parent_token.expires_at
+        # Audience attenuates too: from a token good at one resource only, a sub-agent gets a token
+        # for that resource only, never one good at Custos (and so at every resource in scope).
+        if parent_token.audience != settings.CUSTOS_ISSUER:
+            if audience and audience != parent_token.audience:
+                raise OAuthError("invalid_target", f"the subject token is only for {parent_token.audience!r}")
+            aud = parent_token.audience
         wanted_hint = frozenset(scope.split()) if scope else frozenset()
         candidates = Delegation.objects.filter(
             parent_id=parent_token.delegation_id, delegate=agent, status=DelegationStatus.ACTIVE, expires_at__gt=at

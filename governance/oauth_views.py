@@ -58,6 +58,9 @@ def _form_value(request: HttpRequest, name: str, *, required: bool = False) -> s
     value = values[0] if values else None
     if value is not None and len(value) > MAX_FORM_VALUE:
         raise OAuthError("invalid_request", f"{name} is too long")
+    if value is not None and "\x00" in value:
+        # No parameter can hold one, and PostgreSQL refuses it in text: a 400 here, not a 503 later.
+        raise OAuthError("invalid_request", f"{name} contains a NUL character")
     if required and not value:
         raise OAuthError("invalid_request", f"{name} is required")
     return value
@@ -87,9 +90,12 @@ def token(request: HttpRequest) -> JsonResponse:
         lifetime_raw = _form_value(request, "expires_in")
         lifetime = None
         if lifetime_raw:
-            if not lifetime_raw.isdigit() or int(lifetime_raw) <= 0:
+            # ASCII digits only ("²".isdigit() is true, int() refuses it); a huge value would overflow
+            # timedelta, so anything past a billion seconds counts as that (it is capped much lower anyway).
+            significant = lifetime_raw.lstrip("0")
+            if not (lifetime_raw.isascii() and lifetime_raw.isdigit()) or not significant:
                 raise OAuthError("invalid_request", "expires_in must be a positive number of seconds")
-            lifetime = timedelta(seconds=int(lifetime_raw))
+            lifetime = timedelta(seconds=int(significant) if len(significant) <= 9 else 10**9)
         issued = token_exchange(
             actor_token=_form_value(request, "actor_token", required=True) or "",
             actor_token_type=_form_value(request, "actor_token_type", required=True) or "",

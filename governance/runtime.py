@@ -237,7 +237,9 @@ def check(*, credential: str, action: str, resource: str, context: dict[str, Any
     event = audit_append(
         actor=actor,
         action=f"check.{decision}",
-        target=Target(type="scope", id=resource, label=next(iter(wanted))),
+        # The event's target id holds 64 characters and a resource name up to 120: the full scope is in
+        # the label and the context, so a long name is a recorded decision, not a failed append (503).
+        target=Target(type="scope", id=resource[:64], label=next(iter(wanted))),
         on_behalf_of=[result.subject, *reversed(result.actors[1:])] if result.subject else [],
         context={
             "decision": decision,

@@ -24,9 +24,14 @@ class Usability:
 
 
 def delegation_chain(delegation: Delegation) -> list[Delegation]:
-    """The links from the root down to ``delegation``, with delegates and sponsors loaded."""
-    chain = [delegation]
-    current = delegation
+    """The links from the root down to ``delegation``, with delegates and sponsors loaded.
+
+    Every link is read afresh, ``delegation`` included: the instance in hand (and the agent and sponsor
+    cached on it) may predate a revocation, suspension or departure made through another instance or
+    process, and must not vouch for itself.
+    """
+    current = Delegation.objects.select_related("delegate__sponsor", "root_human").get(pk=delegation.pk)
+    chain = [current]
     while current.parent_id is not None:
         current = (
             Delegation.objects.select_related("delegate__sponsor", "root_human").get(pk=current.parent_id)

@@ -39,7 +39,6 @@ from governance.models import (
     make_scope,
 )
 from governance.selectors import (
-    delegation_descendant_ids,
     delegation_usability,
     human_held_scopes,
 )
@@ -403,6 +402,9 @@ def grant_create(
         _require_future(expires_at, "expires_at", now=now)
     if expires_at is not None and expires_at <= valid_from:
         raise ValidationFailed("The grant must expire after it starts.", code="expiry_before_start", field="expires_at")
+    # Read the holder afresh and lock it: the instance passed in may predate a suspension, and the lock
+    # orders concurrent grants to one holder so the duplicate check below cannot be raced.
+    holder = (Agent if is_agent else Human).objects.select_for_update().get(pk=holder.pk)
     holder_active = holder.status == (AgentStatus.ACTIVE if is_agent else HumanStatus.ACTIVE)
     if not holder_active:
         raise ValidationFailed(f"{holder} is {holder.status}; grants go to active holders.", code="holder_inactive", field="holder")
@@ -600,15 +602,23 @@ def delegation_create(
 
 @transaction.atomic
 def delegation_revoke(*, actor: Actor, delegation: Delegation, reason: str = "") -> list[Delegation]:
-    """Revoke a link and every active link below it (one audit event each). Returns those revoked."""
+    """Revoke a link and every active link below it (one audit event each). Returns those revoked.
+
+    The subtree is locked level by level from the top, each level read only once the one above is
+    locked. Creating a child locks its parent until it commits, so a child made concurrently is either
+    committed before its parent's lock is granted here (and the next level's read finds it) or made
+    after this commits (and finds its parent revoked). Reading the descendants before locking would
+    miss the first kind and leave an active link under a revoked one.
+    """
     now = timezone.now()
-    ids = [delegation.pk, *delegation_descendant_ids(delegation)]
-    links = list(
-        Delegation.objects.select_for_update()
-        .select_related("root_human", "delegate")
-        .filter(pk__in=ids, status=DelegationStatus.ACTIVE)
-        .order_by("depth", "id")
-    )
+    # Only the delegation rows: locking the joined agents and humans too would invite deadlocks with
+    # delegation_create, which locks the delegate agent before the parent link.
+    locking = Delegation.objects.select_for_update(of=("self",)).select_related("root_human", "delegate")
+    links: list[Delegation] = []
+    level = list(locking.filter(pk=delegation.pk))
+    while level:
+        links.extend(link for link in level if link.status == DelegationStatus.ACTIVE)
+        level = list(locking.filter(parent_id__in=[link.pk for link in level]).order_by("id"))
     for link in links:
         link.status = DelegationStatus.REVOKED
         link.revoked_at = now

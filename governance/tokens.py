@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -29,6 +30,9 @@ from jwt.algorithms import OKPAlgorithm
 from governance.models import SigningKey
 
 ALGORITHM = "EdDSA"
+# What a kid Custos issues can look like (``generate_signing_key``): anything else is refused before it
+# reaches the database, where e.g. a NUL byte would raise instead of simply not matching.
+_KID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Tokens larger than this are refused before any parsing: a real one is well under 2 KiB.
 MAX_TOKEN_BYTES = 8192
 
@@ -213,8 +217,8 @@ def _verify_uncached(token: str, at: datetime) -> VerifiedToken:
     if header.get("alg") != ALGORITHM:
         raise TokenInvalid("algorithm not accepted")
     kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
-        raise TokenInvalid("no key id")
+    if not isinstance(kid, str) or not _KID_RE.fullmatch(kid):
+        raise TokenInvalid("no key id, or not one Custos issues")
     public = public_keys.get(kid, at)
     if public is None:
         raise TokenInvalid("unknown or retired key id")

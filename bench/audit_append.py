@@ -1,0 +1,266 @@
+"""Audit append rate with 1, 2, 4 and 8 writer processes, against a plain-INSERT baseline.
+
+    DATABASE_URL=postgres://USER@HOST:5432/ANY_DB .venv/bin/python bench/audit_append.py [--seconds 2]
+
+Only the server of DATABASE_URL is used: the benchmark creates a scratch database beside it
+(``custos_bench_<pid>``, audit tables only), runs there and drops it, so no real audit log is touched.
+
+Each writer is a separate (forked) process with its own connection (the production settings: prepared
+statements, persistent connection), and every event is its own transaction, as a service call is:
+
+- baseline: ``INSERT`` of the same row into a table shaped like the audit log, without the chain;
+- audit:    ``audit.services.audit_append`` — canonical JSON and its digest in Python, then the
+            one-statement append that takes the chain head's row lock and links the event.
+
+Both phases run in the same processes, one after the other, for the same time. The chain serialises
+writers on one row, so the figure to watch is the audit/baseline ratio as writers are added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from statistics import median
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+REPO = Path(__file__).resolve().parents[1]
+WRITER_COUNTS = (1, 2, 4, 8)
+
+BASELINE_TABLE = """
+CREATE TABLE bench_plain_event (
+    id bigserial PRIMARY KEY,
+    occurred_at timestamptz NOT NULL,
+    actor_kind varchar(10) NOT NULL,
+    actor_id varchar(64) NOT NULL,
+    actor_label varchar(200) NOT NULL,
+    on_behalf_of jsonb NOT NULL,
+    action varchar(80) NOT NULL,
+    target_type varchar(40) NOT NULL,
+    target_id varchar(64) NOT NULL,
+    target_label varchar(200) NOT NULL,
+    context jsonb NOT NULL
+);
+CREATE INDEX bench_plain_event_occurred ON bench_plain_event (occurred_at);
+CREATE INDEX bench_plain_event_action ON bench_plain_event (action);
+CREATE INDEX bench_plain_event_target ON bench_plain_event (target_type, target_id);
+CREATE INDEX bench_plain_event_actor ON bench_plain_event (actor_kind, actor_id);
+"""
+
+BASELINE_INSERT = """
+INSERT INTO bench_plain_event (occurred_at, actor_kind, actor_id, actor_label, on_behalf_of, action,
+                               target_type, target_id, target_label, context)
+VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb)
+"""
+
+
+def _setup_django(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # Production settings (DEBUG off) need a key; nothing here signs anything that outlives the run.
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+
+
+def _event(writer: int, i: int) -> dict[str, Any]:
+    # A typical service event: a few labels, an on-behalf-of chain and a small context.
+    return {
+        "actor_label": f"bench-writer-{writer}",
+        "action": "delegation.create",
+        "target": ("delegation", str(i), f"Human {writer} → agent {i}"),
+        "on_behalf_of": [{"type": "human", "id": writer, "label": f"Human {writer}"}],
+        "context": {"scopes": ["crm.contacts:read"], "max_depth": 1, "purpose": "weekly report", "n": i},
+    }
+
+
+def _worker(index: int, commands: Any, results: Any) -> None:
+    # Forked from a parent that set Django up and holds no open connection: each writer opens its own.
+    import json
+
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from audit.services import Actor, Target, audit_append
+
+    def baseline(i: int) -> None:
+        e = _event(index, i)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                BASELINE_INSERT,
+                [
+                    timezone.now(),
+                    "system",
+                    "",
+                    e["actor_label"],
+                    json.dumps(e["on_behalf_of"]),
+                    e["action"],
+                    *e["target"],
+                    json.dumps(e["context"]),
+                ],
+            )
+
+    def audit(i: int, *, async_commit: bool = False) -> None:
+        e = _event(index, i)
+        with transaction.atomic():
+            if async_commit:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit = off")
+            audit_append(
+                actor=Actor.system(e["actor_label"]),
+                action=e["action"],
+                target=Target(*e["target"]),
+                on_behalf_of=e["on_behalf_of"],
+                context=e["context"],
+            )
+
+    def audit_async(i: int) -> None:
+        audit(i, async_commit=True)
+
+    phases = {"baseline": baseline, "audit": audit, "audit_async": audit_async}
+    results.put(("ready", index, 0))
+    while True:
+        command = commands.get()
+        if command[0] == "stop":
+            break
+        _, phase, start, seconds = command
+        work = phases[phase]
+        while time.time() < start:
+            time.sleep(0.001)
+        end = start + seconds
+        done = 0
+        while time.time() < end:
+            work(done)
+            done += 1
+        results.put((phase, index, done))
+    connection.close()
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _admin_connection(url: str) -> Any:
+    """A connection for CREATE/DROP DATABASE: to DATABASE_URL's database, else the maintenance one."""
+    import psycopg
+
+    try:
+        return psycopg.connect(url, autocommit=True)
+    except psycopg.OperationalError:
+        return psycopg.connect(_with_database(url, "postgres"), autocommit=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=1.5, help="length of each measured phase (default 1.5)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds over all writer counts; medians reported")
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="also measure appends in transactions with synchronous_commit off (the head lock is then "
+        "released without waiting for the WAL flush; a crash may lose the last moments of events)",
+    )
+    args = parser.parse_args()
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit("set DATABASE_URL to a PostgreSQL server (postgres://USER@HOST:PORT/DB)")
+    scratch = f"custos_bench_{os.getpid()}"
+    scratch_url = _with_database(url, scratch)
+    began = time.monotonic()
+    with _admin_connection(url) as admin:
+        admin.execute(f'CREATE DATABASE "{scratch}"')
+    # Fork (after Django is set up, with no connection open) rather than spawn: eight writers start at
+    # once instead of each importing Django again.
+    ctx = mp.get_context("fork")
+    workers: list[Any] = []
+    commands: list[Any] = []
+    try:
+        _setup_django(scratch_url)
+        from django.core.management import call_command
+        from django.db import connection
+
+        call_command("migrate", "audit", verbosity=0)
+        with connection.cursor() as cursor:
+            cursor.execute(BASELINE_TABLE)
+        connection.close()
+
+        commands = [ctx.Queue() for _ in range(max(WRITER_COUNTS))]
+        results = ctx.Queue()
+        workers = [
+            ctx.Process(target=_worker, args=(i, commands[i], results), daemon=True) for i in range(max(WRITER_COUNTS))
+        ]
+        for worker in workers:
+            worker.start()
+        for _ in workers:
+            results.get(timeout=120)
+        ready_after = time.monotonic() - began
+
+        def run(phase: str, writers: int, seconds: float) -> float:
+            start = time.time() + 0.2
+            for i in range(writers):
+                commands[i].put(("run", phase, start, seconds))
+            total = sum(results.get(timeout=seconds + 60)[2] for _ in range(writers))
+            return total / seconds
+
+        # Warm up every connection (prepared statements, caches) before measuring.
+        run("baseline", len(workers), 0.3)
+        run("audit", len(workers), 0.3)
+
+        # Rounds over all writer counts, baseline and audit back to back in each: on a shared machine
+        # the ratio of two phases measured seconds apart is steadier than either rate.
+        measured: dict[int, list[tuple[float, float]]] = {n: [] for n in WRITER_COUNTS}
+        unflushed: dict[int, list[float]] = {n: [] for n in WRITER_COUNTS}
+        for _ in range(args.rounds):
+            for writers in WRITER_COUNTS:
+                measured[writers].append((run("baseline", writers, args.seconds), run("audit", writers, args.seconds)))
+                if args.async_commit:
+                    unflushed[writers].append(run("audit_async", writers, args.seconds))
+
+        from audit.verify import verify_chain
+
+        result = verify_chain()
+        connection.close()
+
+        audit_one = median(a for _, a in measured[1])
+        print(
+            f"audit append: {args.rounds} round(s) x {args.seconds:g} s per phase, one transaction per event; "
+            "medians over rounds"
+        )
+        header = ("writers", "baseline ev/s", "audit ev/s", "audit/baseline", "audit vs 1 writer")
+        print("  ".join(f"{h:>{len(h) if i else 7}}" for i, h in enumerate(header)))
+        for writers in WRITER_COUNTS:
+            base = median(b for b, _ in measured[writers])
+            chained = median(a for _, a in measured[writers])
+            ratio = median(a / b for b, a in measured[writers])
+            print(f"{writers:>7}  {base:>13.0f}  {chained:>10.0f}  {ratio:>14.2f}  {chained / audit_one:>17.2f}")
+        if args.async_commit:
+            print("audit with synchronous_commit off (audit_async / baseline):")
+            for writers in WRITER_COUNTS:
+                ratio = median(a / b for (b, _), a in zip(measured[writers], unflushed[writers], strict=True))
+                print(f"{writers:>7}  {median(unflushed[writers]):>10.0f} ev/s  {ratio:>6.2f}")
+        print(f"chain after the run: {'OK' if result.ok else 'BROKEN'}, {result.checked} events verified")
+        print(f"total run time {time.monotonic() - began:.1f} s (set-up {ready_after:.1f} s)")
+        if not result.ok:
+            sys.exit(1)
+    finally:
+        for command in commands:
+            command.put(("stop",))
+        for worker in workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
+        with _admin_connection(url) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,549 @@
+"""The runtime check over HTTP against a bare endpoint on the same server, in one run.
+
+Sets up a fresh PostgreSQL database, seeds a human → agent → sub-agent → sub-sub-agent chain through
+the services, exchanges tokens down the chain (RFC 8693) to get the sub-sub-agent's token, starts
+gunicorn with two workers and drives ``POST /api/v1/check`` and ``GET /api/v1/health`` with wrk,
+alternating them so that the noise of a shared machine falls on both alike. Prints the figures and
+the two ratios the goals are about, counts the audit events the run wrote and verifies the chain.
+
+    .venv/bin/python bench/check_http.py            # about 2 minutes
+    .venv/bin/python bench/check_http.py --duration 5 --rounds 1   # a quick look
+
+Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth), Redis on 127.0.0.1:6379 and wrk
+(``apt-get install -y wrk``). The database named by ``--database`` is dropped and created again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA_SCRIPT = ROOT / "bench" / "check_post.lua"
+HOST = "127.0.0.1"  # the only target this benchmark ever sends traffic to
+RESOURCE = "bench.records"
+TOKEN_LIFETIME = "60m"
+
+
+@dataclass(slots=True)
+class WrkResult:
+    endpoint: str
+    connections: int
+    round: int
+    requests: int
+    seconds: float
+    rps: float
+    p50_us: float
+    p75_us: float
+    p90_us: float
+    p99_us: float
+    non_2xx: int
+    socket_errors: int
+    # CPU time spent per answered request by the gunicorn workers and by the PostgreSQL backends
+    # serving them: unlike latency, hardly moved by what else the shared machine is running.
+    app_cpu_us: float = 0.0
+    db_cpu_us: float = 0.0
+
+
+# --- Environment, database, seed ------------------------------------------------------------
+
+
+def bench_env(database: str, redis_url: str, settings_module: str = "config.settings") -> dict[str, str]:
+    """One environment for this process and for gunicorn, so both read the same settings."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE=settings_module,
+        DEBUG="false",
+        SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(64),
+        ALLOWED_HOSTS=HOST,
+        CUSTOS_SECURE="false",
+        CUSTOS_MANIFEST_STATIC="false",
+        CUSTOS_LOG_LEVEL="WARNING",
+        DATABASE_URL=f"postgres://postgres@{HOST}:5432/{database}",
+        REDIS_URL=redis_url,
+        # Long enough for the whole run: an expired token would turn every check into a deny.
+        CUSTOS_TOKEN_LIFETIME=TOKEN_LIFETIME,
+        CUSTOS_TOKEN_MAX_LIFETIME=TOKEN_LIFETIME,
+    )
+    return env
+
+
+def recreate_database(name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    if not re.fullmatch(r"custos_bench\w*", name):
+        raise SystemExit(f"refusing to drop {name!r}: the benchmark only drops databases named custos_bench*")
+    with psycopg.connect(f"postgresql://postgres@{HOST}:5432/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def seed() -> dict[str, Any]:
+    """The chain, built as the product builds it: services only, then three token exchanges."""
+    import jwt
+    from django.utils import timezone
+
+    from audit.services import Actor
+    from governance import oauth, services
+
+    actor = Actor.system("bench")
+    now = timezone.now()
+    human = services.human_create(actor=actor, email="ada@bench.example", name="Ada Bench")
+    owner = services.human_create(actor=actor, email="owner@bench.example", name="Resource Owner")
+    resource = services.resource_create(actor=actor, name=RESOURCE, owner=owner, actions=["read", "write"])
+    services.grant_create(actor=actor, holder=human, resource=resource, action="read")
+    agent = services.agent_create(actor=actor, name="planner", sponsor=human)
+    sub = services.agent_create(actor=actor, name="researcher", parent=agent)
+    subsub = services.agent_create(actor=actor, name="fetcher", parent=sub)
+    scopes = [f"{RESOURCE}:read"]
+    root_link = services.delegation_create(
+        actor=actor,
+        delegate=agent,
+        scopes=scopes,
+        expires_at=now + timedelta(days=2),
+        purpose="bench",
+        root_human=human,
+        max_depth=2,
+    )
+    middle_link = services.delegation_create(
+        actor=actor,
+        delegate=sub,
+        scopes=scopes,
+        expires_at=now + timedelta(days=1),
+        purpose="bench",
+        parent=root_link,
+        max_depth=1,
+    )
+    services.delegation_create(
+        actor=actor,
+        delegate=subsub,
+        scopes=scopes,
+        expires_at=now + timedelta(days=1),
+        purpose="bench",
+        parent=middle_link,
+        max_depth=0,
+    )
+    keys = [services.agentkey_create(actor=actor, agent=a)[1] for a in (agent, sub, subsub)]
+
+    lifetime = timedelta(minutes=55)
+    issued = oauth.token_exchange(
+        actor_token=keys[0],
+        actor_token_type=oauth.TOKEN_TYPE_AGENT_KEY,
+        subject_token=str(root_link.pk),
+        subject_token_type=oauth.TOKEN_TYPE_DELEGATION,
+        requested_lifetime=lifetime,
+    )
+    for key in keys[1:]:  # each sub-agent exchanges its parent's token for its own
+        issued = oauth.token_exchange(
+            actor_token=key,
+            actor_token_type=oauth.TOKEN_TYPE_AGENT_KEY,
+            subject_token=issued.access_token,
+            subject_token_type=oauth.TOKEN_TYPE_JWT,
+            requested_lifetime=lifetime,
+        )
+    claims = jwt.decode(issued.access_token, options={"verify_signature": False})
+    return {"token": issued.access_token, "claims": claims, "expires_in": issued.expires_in}
+
+
+def audit_head() -> int:
+    from audit.models import ChainHead
+
+    return ChainHead.objects.get(pk=1).seq
+
+
+def audit_actions_since(seq: int) -> dict[str, int]:
+    from django.db.models import Count
+
+    from audit.models import AuditEvent
+
+    rows = AuditEvent.objects.filter(seq__gt=seq).values("action").annotate(n=Count("id")).order_by("action")
+    return {row["action"]: row["n"] for row in rows}
+
+
+# --- The server -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], port: int, workers: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "gunicorn"),
+        "config.wsgi",
+        "-w",
+        str(workers),
+        "-b",
+        f"{HOST}:{port}",
+        "--log-level",
+        "warning",
+    ]
+    with log.open("wb") as out:
+        # Its own session, so the master and its workers can be stopped together by the master's id.
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until_up(proc, f"http://{HOST}:{port}/api/v1/health", log)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
+def wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def check_body() -> str:
+    # The same body the Lua script sends (bench/check_post.lua).
+    context = {
+        "intent": "benchmark the runtime check",
+        "tool": "wrk",
+        "session_id": "bench-session",
+        "request_id": "bench-request",
+    }
+    return json.dumps({"action": "read", "resource": RESOURCE, "context": context}, separators=(",", ":"))
+
+
+def curl_json(args: list[str]) -> dict[str, Any]:
+    out = subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout))
+
+
+def smoke_test(base: str, token: str) -> dict[str, Any]:
+    health = curl_json([f"{base}/api/v1/health"])
+    if health != {"status": "ok"}:
+        raise SystemExit(f"/api/v1/health answered {health!r}")
+    answer = curl_json(
+        [
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            f"Authorization: Bearer {token}",
+            "--data",
+            check_body(),
+            f"{base}/api/v1/check",
+        ]
+    )
+    if answer.get("decision") != "allow" or len(answer.get("delegation_chain", [])) != 3:
+        raise SystemExit(f"the check did not allow the depth-2 chain: {answer!r}")
+    return answer
+
+
+# --- CPU accounting -------------------------------------------------------------------------
+
+_TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_us(pid: int) -> float:
+    """User + system CPU time of a process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * _TICK_US  # utime, stime (fields 14 and 15 of stat)
+
+
+def worker_pids(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children")
+    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+
+def backend_pids(database: str) -> list[int]:
+    import psycopg
+
+    with psycopg.connect(f"postgresql://postgres@{HOST}:5432/postgres", autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database]).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+@dataclass(slots=True)
+class CpuMeter:
+    master: int
+    database: str
+
+    def sample(self) -> tuple[float, float]:
+        return (
+            sum(_cpu_us(pid) for pid in worker_pids(self.master)),
+            sum(_cpu_us(pid) for pid in backend_pids(self.database)),
+        )
+
+
+# --- wrk ------------------------------------------------------------------------------------
+
+_UNIT_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0, "m": 60_000_000.0}
+
+
+def _duration_us(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match[1]) * _UNIT_US[match[2]]
+
+
+def parse_wrk(output: str, *, endpoint: str, connections: int, round_no: int) -> WrkResult:
+    percentiles = {int(p): _duration_us(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", output, re.M)}
+    totals = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if totals is None or rps is None or len(percentiles) != 4:
+        raise ValueError(f"cannot read wrk's output:\n{output}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return WrkResult(
+        endpoint=endpoint,
+        connections=connections,
+        round=round_no,
+        requests=int(totals[1]),
+        seconds=_duration_us(totals[2] + totals[3]) / 1_000_000,
+        rps=float(rps[1]),
+        p50_us=percentiles[50],
+        p75_us=percentiles[75],
+        p90_us=percentiles[90],
+        p99_us=percentiles[99],
+        non_2xx=int(non_2xx[1]) if non_2xx else 0,
+        socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
+    )
+
+
+def run_wrk(
+    base: str,
+    endpoint: str,
+    *,
+    connections: int,
+    duration: int,
+    env: dict[str, str],
+    round_no: int,
+    meter: CpuMeter | None = None,
+) -> WrkResult:
+    threads = 1 if connections == 1 else 2
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    if endpoint == "check":
+        cmd += ["-s", str(LUA_SCRIPT), f"{base}/api/v1/check"]
+    else:
+        cmd.append(f"{base}/api/v1/health")
+    before = meter.sample() if meter else (0.0, 0.0)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 30, check=True)
+    after = meter.sample() if meter else (0.0, 0.0)
+    result = parse_wrk(out.stdout, endpoint=endpoint, connections=connections, round_no=round_no)
+    if meter and result.requests:
+        result.app_cpu_us = (after[0] - before[0]) / result.requests
+        result.db_cpu_us = (after[1] - before[1]) / result.requests
+    return result
+
+
+# --- Report ---------------------------------------------------------------------------------
+
+
+def _ms(us: float) -> str:
+    return f"{us / 1000:.2f}"
+
+
+def print_runs(results: list[WrkResult]) -> None:
+    print(
+        f"{'endpoint':<8} {'conns':>5} {'round':>5} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>8} "
+        f"{'requests':>8} {'non-2xx':>7} {'app CPU ms/req':>14} {'db CPU ms/req':>13}"
+    )
+    for r in results:
+        print(
+            f"{r.endpoint:<8} {r.connections:>5} {r.round:>5} {r.rps:>8.1f} {_ms(r.p50_us):>7} {_ms(r.p90_us):>7} "
+            f"{_ms(r.p99_us):>8} {r.requests:>8} {r.non_2xx:>7} {_ms(r.app_cpu_us):>14} {_ms(r.db_cpu_us):>13}"
+        )
+
+
+def summarise(results: list[WrkResult]) -> dict[tuple[str, int], dict[str, float]]:
+    """Median over the rounds of each endpoint and connection count."""
+    summary: dict[tuple[str, int], dict[str, float]] = {}
+    for key in sorted({(r.endpoint, r.connections) for r in results}):
+        runs = [r for r in results if (r.endpoint, r.connections) == key]
+        summary[key] = {
+            metric: statistics.median(getattr(r, metric) for r in runs)
+            for metric in ("rps", "p50_us", "p99_us", "app_cpu_us", "db_cpu_us")
+        }
+    return summary
+
+
+def paired_ratios(results: list[WrkResult], connections: int, metric: str) -> list[float]:
+    """check ÷ health for each round, each check run against the health run just before it."""
+    by_round = {(r.endpoint, r.round): r for r in results if r.connections == connections}
+    rounds = sorted({r.round for r in results if r.connections == connections})
+    return [getattr(by_round["check", n], metric) / getattr(by_round["health", n], metric) for n in rounds]
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def measure(args: argparse.Namespace, env: dict[str, str], token: str) -> tuple[list[WrkResult], list[WrkResult]]:
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    log = ROOT / "var" / "bench-gunicorn.log"
+    log.parent.mkdir(exist_ok=True)
+    results: list[WrkResult] = []
+    with gunicorn(env, port, args.workers, log) as proc:
+        answer = smoke_test(base, token)
+        print(
+            f"curl check: {answer['decision']} ({answer['reason']}), actors "
+            f"{[a['label'] for a in answer['actors']]}, chain {[link['id'] for link in answer['delegation_chain']]}"
+        )
+        # Warm both workers (connections, prepared statements, the signature cache) before measuring.
+        warm = [run_wrk(base, e, connections=16, duration=2, env=env, round_no=0) for e in ("health", "check")]
+        meter = CpuMeter(master=proc.pid, database=args.database)
+        for connections in (1, 16):
+            for round_no in range(1, args.rounds + 1):
+                for endpoint in ("health", "check"):
+                    run = run_wrk(
+                        base,
+                        endpoint,
+                        connections=connections,
+                        duration=args.duration,
+                        env=env,
+                        round_no=round_no,
+                        meter=meter,
+                    )
+                    results.append(run)
+    return warm, results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", default="custos_bench", help="dropped and created again (custos_bench*)")
+    parser.add_argument("--redis", default=f"redis://{HOST}:6379/5")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of health and check per connection count")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--settings", default="config.settings", help="Django settings module, to compare variants")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install -y wrk")
+
+    env = bench_env(args.database, args.redis, args.settings)
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    recreate_database(args.database)
+    import django
+    from django.core.management import call_command
+    from django.db import connections
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    seeded = seed()
+    claims = seeded["claims"]
+    print(
+        f"token: sub={claims['sub']} act={json.dumps(claims['act'])} delegation={claims['delegation_id']} "
+        f"expires_in={seeded['expires_in']} s"
+    )
+    env["CUSTOS_BENCH_TOKEN"] = seeded["token"]
+    env["CUSTOS_BENCH_RESOURCE"] = RESOURCE
+    head_before = audit_head()
+    connections.close_all()
+
+    load_before = os.getloadavg()
+    warm, results = measure(args, env, seeded["token"])
+    load_after = os.getloadavg()
+
+    from audit.verify import verify_chain
+
+    actions = audit_actions_since(head_before)
+    verified = verify_chain()
+    print()
+    print_runs(results)
+    summary = summarise(results)
+    print()
+    print(f"median of {args.rounds} rounds:")
+    print(
+        f"{'endpoint':<8} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>8} {'app CPU ms/req':>14} "
+        f"{'db CPU ms/req':>13}"
+    )
+    for (endpoint, conns), s in summary.items():
+        print(
+            f"{endpoint:<8} {conns:>5} {s['rps']:>8.1f} {_ms(s['p50_us']):>7} {_ms(s['p99_us']):>8} "
+            f"{_ms(s['app_cpu_us']):>14} {_ms(s['db_cpu_us']):>13}"
+        )
+    latency = paired_ratios(results, 1, "p50_us")
+    throughput = paired_ratios(results, 16, "rps")
+    latency_ratio = statistics.median(latency)
+    throughput_ratio = statistics.median(throughput)
+    cpu = {
+        endpoint: summary[endpoint, 16]["app_cpu_us"] + summary[endpoint, 16]["db_cpu_us"]
+        for endpoint in ("health", "check")
+    }
+    print()
+    print(
+        f"p50(check)/p50(bare) at 1 connection:   {latency_ratio:.2f}  per round "
+        f"{', '.join(f'{x:.2f}' for x in latency)}  (goal <= 2.0: {_verdict(latency_ratio <= 2.0)})"
+    )
+    print(
+        f"rps(check)/rps(bare) at 16 connections: {throughput_ratio:.2f}  per round "
+        f"{', '.join(f'{x:.2f}' for x in throughput)}  (goal >= 0.5: {_verdict(throughput_ratio >= 0.5)})"
+    )
+    print(
+        f"CPU per request at 16 connections (app + db): health {_ms(cpu['health'])} ms, check {_ms(cpu['check'])} ms"
+        f" (health/check = {cpu['health'] / cpu['check']:.2f})"
+    )
+    counted = sum(r.requests for r in [*warm, *results] if r.endpoint == "check") + 1  # + the curl check
+    print(
+        f"audit events written during the run: {sum(actions.values())} {actions}; check responses counted by "
+        f"wrk + curl: {counted} (requests in flight when a wrk run stops are answered, not counted)"
+    )
+    print(
+        f"audit chain: {'intact' if verified.ok else 'BROKEN'} ({verified.checked} events checked"
+        f"{'' if verified.ok else ', ' + verified.problem})"
+    )
+    failures = sum(r.non_2xx for r in [*warm, *results])
+    print(
+        f"non-2xx responses: {failures}; load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+        f"on {os.cpu_count()} cores"
+    )
+    if args.json:
+        report = {
+            "runs": [asdict(r) for r in results],
+            "latency_ratio_c1": latency_ratio,
+            "throughput_ratio_c16": throughput_ratio,
+            "audit_events": actions,
+            "chain_intact": verified.ok,
+            "load_average": [load_before[0], load_after[0]],
+        }
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0 if verified.ok and failures == 0 and set(actions) == {"check.allow"} else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

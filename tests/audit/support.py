@@ -1,0 +1,148 @@
+"""Helpers for audit tests that need to act outside the application: tamper with the log as a database
+superuser, and run commands or writer processes against the test database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from django.db import connection
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def db_url() -> str:
+    """The URL of the database this test run uses (``test_…``), for other processes."""
+    s = connection.settings_dict
+    user = quote(s.get("USER") or "")
+    password = f":{quote(s['PASSWORD'])}" if s.get("PASSWORD") else ""
+    host = s.get("HOST") or "127.0.0.1"
+    port = s.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{s['NAME']}"
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = db_url()
+    env.update(extra)
+    return env
+
+
+def manage(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), *args],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class Writers:
+    """``tests.audit.writers`` processes, one per command: started (each sets Django up), released
+    together once all are ready, then collected (their JSON summaries, in order). Any failing writer
+    fails the test; none outlives it."""
+
+    def __init__(self, *commands: Sequence[str]) -> None:
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "tests.audit.writers", *command],
+                cwd=REPO,
+                env=subprocess_env(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for command in commands
+        ]
+
+    def __enter__(self) -> Writers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+    def go(self, timeout: float = 60) -> None:
+        for proc in self.procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if line.strip() != "ready":
+                _, err = proc.communicate(timeout=timeout)
+                raise AssertionError(f"writer did not start: {line!r} {err}")
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+
+    def running(self) -> bool:
+        return any(proc.poll() is None for proc in self.procs)
+
+    def collect(self, timeout: float = 120) -> list[dict[str, Any]]:
+        summaries = []
+        for proc in self.procs:
+            out, err = proc.communicate(timeout=timeout)
+            assert proc.returncode == 0, f"writer failed ({proc.returncode}): {err}"
+            summaries.append(json.loads(out.strip().splitlines()[-1]))
+        return summaries
+
+
+def run_writers(*commands: Sequence[str]) -> list[dict[str, Any]]:
+    with Writers(*commands) as writers:
+        writers.go()
+        return writers.collect()
+
+
+def is_superuser(cursor: Any) -> bool:
+    cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+@contextmanager
+def bypassing_triggers() -> Iterator[Any]:
+    """A cursor on the test's own connection (inside its transaction) that skips ordinary triggers —
+    what a database superuser can do, and the application by design cannot."""
+    with connection.cursor() as cursor:
+        assert is_superuser(cursor), "tampering tests need the test database role to be a PostgreSQL superuser"
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        try:
+            yield cursor
+        finally:
+            cursor.execute("SET LOCAL session_replication_role = origin")
+
+
+@contextmanager
+def superuser_connection() -> Iterator[psycopg.Connection[Any]]:
+    """A separate connection to the test database that skips ordinary triggers, for committed tampering."""
+    s = connection.settings_dict
+    with psycopg.connect(
+        dbname=s["NAME"],
+        user=s.get("USER") or None,
+        password=s.get("PASSWORD") or None,
+        host=s.get("HOST") or "127.0.0.1",
+        port=s.get("PORT") or 5432,
+        autocommit=True,
+    ) as conn:
+        with conn.cursor() as cursor:
+            assert is_superuser(cursor), "tampering tests need a PostgreSQL superuser"
+            cursor.execute("SET session_replication_role = replica")
+        yield conn
+
+
+def run_sql(statements: Sequence[tuple[str, Sequence[Any]]], cursor: Any) -> None:
+    for sql, params in statements:
+        cursor.execute(sql, params)
