@@ -117,6 +117,9 @@ class TokenState:
     revoked: bool
     agent_id: int
     chain: ChainState | None  # None when the delegation it names no longer exists
+    # The expiry recorded at issue. The signed ``exp`` is checked first; this one holds even against
+    # a token whose ``exp`` was forged with a stolen signing key.
+    expires_at: datetime | None = None
 
 
 def decide_token(
@@ -128,6 +131,8 @@ def decide_token(
         return Outcome(Reason.CREDENTIAL_REVOKED, "the token was revoked")
     if token.agent_id != claimed_agent_id:
         return Outcome(Reason.CREDENTIAL_INVALID, "token does not match its record")
+    if token.expires_at is not None and token.expires_at <= at:
+        return Outcome(Reason.CREDENTIAL_EXPIRED, "the token has expired")
     if token.chain is None:
         return Outcome(Reason.NO_DELEGATION, "the token's delegation no longer exists")
     outcome = decide_chain(token.chain, wanted, at)

@@ -68,7 +68,7 @@ _ACTIVE_GRANT = """
 # human, whether the root human holds the scope, and the token's own record: one round trip.
 _TOKEN_STATE_SQL = f"""
 WITH RECURSIVE tok AS (
-    SELECT t.delegation_id, t.agent_id, t.revoked_at FROM governance_delegationtoken t WHERE t.jti = %s
+    SELECT t.delegation_id, t.agent_id, t.revoked_at, t.expires_at FROM governance_delegationtoken t WHERE t.jti = %s
 ), chain(id, parent_id, status, expires_at, scopes, delegate_id, root_human_id, hop) AS (
     SELECT d.id, d.parent_id, d.status, d.expires_at, d.scopes, d.delegate_id, d.root_human_id, 0
       FROM governance_delegation d JOIN tok ON d.id = tok.delegation_id
@@ -79,7 +79,8 @@ WITH RECURSIVE tok AS (
 SELECT tok.agent_id, tok.revoked_at IS NOT NULL,
        chain.id, chain.parent_id, chain.status, chain.expires_at, chain.scopes,
        a.id, a.name, a.status, s.name, s.status, h.id, h.name, h.status,
-       EXISTS({_ACTIVE_GRANT.format(holder="g.holder_human_id = h.id")})
+       EXISTS({_ACTIVE_GRANT.format(holder="g.holder_human_id = h.id")}),
+       tok.expires_at
   FROM tok
   LEFT JOIN chain ON TRUE
   LEFT JOIN governance_agent a ON a.id = chain.delegate_id
@@ -106,9 +107,11 @@ def load_token_state(jti: str, resource: str, action: str, at: datetime) -> Toke
         rows = cursor.fetchall()
     if not rows:
         return None
+    # The recorded expiry gets the same clock-skew leeway as the signed one.
+    expires_at = _as_datetime(rows[0][16]) + settings.CUSTOS_TOKEN_LEEWAY
     agent_id, revoked = rows[0][0], bool(rows[0][1])
     if rows[0][2] is None:
-        return TokenState(revoked=revoked, agent_id=agent_id, chain=None)
+        return TokenState(revoked=revoked, agent_id=agent_id, chain=None, expires_at=expires_at)
     links = tuple(
         Link(
             delegation_id=row[2],
@@ -129,7 +132,7 @@ def load_token_state(jti: str, resource: str, action: str, at: datetime) -> Toke
     chain = ChainState(
         links=links, root_human_id=root[12], root_human_name=root[13], root_human_status=root[14], root_holds=held
     )
-    return TokenState(revoked=revoked, agent_id=agent_id, chain=chain)
+    return TokenState(revoked=revoked, agent_id=agent_id, chain=chain, expires_at=expires_at)
 
 
 def load_key_state(prefix: str, resource: str, action: str, at: datetime) -> tuple[str, KeyState] | None:
