@@ -106,6 +106,28 @@ class DelegationFilterForm(_FilterForm):
     state = forms.ChoiceField(required=False, choices=[("", "In force"), ("all", "All, including revoked and expired")])
 
 
+class AccessRequestFilterForm(_FilterForm):
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    status = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "Awaiting a decision"),
+            ("approved", "Approved"),
+            ("denied", "Denied"),
+            ("expired", "Lapsed"),
+            ("all", "All requests"),
+        ],
+    )
+    agent = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+
+class DriftFilterForm(_FilterForm):
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    state = forms.ChoiceField(
+        required=False, choices=[("", "Open"), ("acknowledged", "Acknowledged"), ("all", "All drift events")]
+    )
+
+
 class AuditFilterForm(_FilterForm):
     action = forms.CharField(required=False, max_length=80)
     actor_kind = forms.ChoiceField(required=False, choices=[("", "Any actor"), *ActorKind.choices])
@@ -220,3 +242,7 @@ class KeyCreateForm(forms.Form):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(required=False, max_length=500)
+
+
+class DecisionNoteForm(forms.Form):
+    note = forms.CharField(required=False, max_length=500)

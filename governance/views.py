@@ -12,9 +12,10 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.core.exceptions import PermissionDenied
+from django.db.models import CharField, Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce, TruncMinute
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -25,28 +26,38 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from audit.models import AuditEvent
+from audit.models import ActorKind, AuditEvent
 from audit.services import Actor
 from governance import forms as f
-from governance import services
+from governance import jit, services
 from governance.errors import DomainError
 from governance.models import (
+    AccessRequest,
+    AccessRequestQuerySet,
+    AccessRequestStatus,
     Agent,
     AgentKey,
     AgentStatus,
     Delegation,
     DelegationStatus,
+    DelegationToken,
+    DriftEvent,
     Grant,
     Human,
     Resource,
 )
-from governance.roles import ADMIN, AUDITOR, is_admin, reads_everything, role_required
+from governance.roles import ADMIN, AUDITOR, REVIEWER, is_admin, reads_everything, role_required, roles_of
 from governance.selectors import Usability, delegation_usability
 
 PAGE_SIZE = 50
 # The delegation forest is one query; beyond this many links a search is the better tool anyway.
 FOREST_LIMIT = 2000
 TARGET_PAGES = {"agent": "console:agent", "human": "console:human", "resource": "console:resource"}
+DECISION_ACTIONS = ("check.allow", "check.deny")
+# What the agent page and the dashboard's live panel show of the decision stream.
+AGENT_DECISIONS = 25
+LIVE_DECISIONS = 10
+LIVE_MINUTES = 60
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -163,6 +174,123 @@ def _status_of(link: Delegation, now: datetime) -> str:
     return link.status
 
 
+# --- Runtime decisions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """One recorded runtime check, read from its audit event (the decision's evidence)."""
+
+    event: AuditEvent
+
+    def _context(self, name: str) -> str:
+        context = self.event.context if isinstance(self.event.context, dict) else {}
+        value = context.get(name)
+        return "" if value is None else str(value)
+
+    @property
+    def allowed(self) -> bool:
+        return self.event.action == "check.allow"
+
+    @property
+    def reason(self) -> str:
+        return self._context("reason")
+
+    @property
+    def detail(self) -> str:
+        return self._context("detail")
+
+    @property
+    def scope(self) -> str:
+        return self._context("scope") or self.event.target_label
+
+    @property
+    def intent(self) -> str:
+        return self._context("intent")
+
+    @property
+    def tool(self) -> str:
+        return self._context("tool")
+
+    @property
+    def session_id(self) -> str:
+        return self._context("session_id")
+
+    @property
+    def credential(self) -> str:
+        credential = self.event.context.get("credential") if isinstance(self.event.context, dict) else None
+        return str(credential.get("kind", "")) if isinstance(credential, dict) else ""
+
+    @property
+    def agent_id(self) -> int | None:
+        actor_id = self.event.actor_id
+        return int(actor_id) if self.event.actor_kind == ActorKind.AGENT and actor_id.isdigit() else None
+
+    @property
+    def on_behalf_of(self) -> str:
+        refs = self.event.on_behalf_of
+        return str(refs[0].get("label", "")) if refs and isinstance(refs[0], dict) else ""
+
+
+def _decisions_visible_to(user: Any) -> QuerySet[AuditEvent]:
+    """Recorded checks a user may read. The audit log has no owner to scope by, so the decisions are
+    scoped through their actor: a reviewer reads those of the agents ``Agent.visible_to`` lets them see
+    (never the unidentified ones); admins and auditors read them all."""
+    decisions = AuditEvent.objects.filter(action__in=DECISION_ACTIONS)
+    if reads_everything(user):
+        return decisions
+    agent_refs = Agent.objects.visible_to(user).annotate(ref=Cast("id", CharField())).values("ref")
+    return decisions.filter(actor_kind=ActorKind.AGENT, actor_id__in=agent_refs)
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteBar:
+    minute: datetime
+    allow: int
+    deny: int
+    allow_pct: float
+    deny_pct: float
+
+
+def _live_context(user: Any, now: datetime) -> dict[str, Any]:
+    """The dashboard's live panel: decisions per minute over the last hour (one grouped query) and the
+    latest few (one more), whatever the traffic."""
+    decisions = _decisions_visible_to(user)
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=LIVE_MINUTES - 1)
+    per_minute = (
+        decisions.filter(occurred_at__gte=start)
+        .annotate(minute=TruncMinute("occurred_at"))
+        .order_by()  # the model's ordering would otherwise join the GROUP BY
+        .values("minute", "action")
+        .annotate(n=Count("id"))
+    )
+    counts: dict[int, dict[str, int]] = defaultdict(lambda: {"check.allow": 0, "check.deny": 0})
+    for row in per_minute:
+        index = int((row["minute"] - start).total_seconds() // 60)
+        if 0 <= index < LIVE_MINUTES:
+            counts[index][row["action"]] += row["n"]
+    peak = max((sum(c.values()) for c in counts.values()), default=0) or 1
+    bars = [
+        MinuteBar(
+            minute=start + timedelta(minutes=i),
+            allow=counts[i]["check.allow"],
+            deny=counts[i]["check.deny"],
+            allow_pct=round(100 * counts[i]["check.allow"] / peak, 1),
+            deny_pct=round(100 * counts[i]["check.deny"] / peak, 1),
+        )
+        for i in range(LIVE_MINUTES)
+    ]
+    allowed, denied = sum(b.allow for b in bars), sum(b.deny for b in bars)
+    return {
+        "live_bars": bars,
+        "live_allowed": allowed,
+        "live_denied": denied,
+        "live_deny_rate": round(100 * denied / (allowed + denied)) if allowed + denied else 0,
+        "live_decisions": [DecisionRow(e) for e in decisions.order_by("-seq")[:LIVE_DECISIONS]],
+        "live_at": now,
+    }
+
+
 # --- Home -----------------------------------------------------------------------------------
 
 
@@ -183,9 +311,21 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
         "grants_expiring": Grant.objects.visible_to(user).active(now).filter(expires_at__lte=soon).count(),
         "keys_expiring": expiring_keys.count(),
         "keys_expiring_list": list(expiring_keys.select_related("agent").order_by("expires_at")[:8]),
+        "requests_pending": AccessRequest.objects.visible_to(user).pending(now).count(),
+        "drift_open": DriftEvent.objects.visible_to(user).open().count(),
         "events": list(AuditEvent.objects.order_by("-seq")[:12]) if reads_everything(user) else None,
+        **_live_context(user, now),
     }
     return render(request, "governance/home.html", context)
+
+
+@login_required
+@role_required()
+def live(request: HtmxHttpRequest) -> HttpResponse:
+    """The dashboard's live panel alone, polled by htmx."""
+    response = render(request, "governance/home.html#live", _live_context(request.user, timezone.now()))
+    add_never_cache_headers(response)
+    return response
 
 
 # --- Humans ---------------------------------------------------------------------------------
@@ -343,6 +483,13 @@ class DelegationRow:
     usability: Usability | None
 
 
+def _agent_decisions(agent: Agent) -> list[DecisionRow]:
+    """The agent's latest checks, in one query down the audit log's (actor_kind, actor_id, -seq) index.
+    Scoped by the agent, which the caller fetched through ``visible_to``."""
+    events = AuditEvent.objects.for_actor(ActorKind.AGENT, agent.pk).filter(action__in=DECISION_ACTIONS)
+    return [DecisionRow(e) for e in events.order_by("-seq")[:AGENT_DECISIONS]]
+
+
 def _agent_context(request: HttpRequest, agent: Agent) -> dict[str, Any]:
     user, now = request.user, timezone.now()
     held = (
@@ -358,6 +505,7 @@ def _agent_context(request: HttpRequest, agent: Agent) -> dict[str, Any]:
         for d in held
     ]
     ancestors = _visible_ancestors(user, agent)
+    drift_events = list(DriftEvent.objects.visible_to(user).filter(agent=agent)[:10])
     context: dict[str, Any] = {
         "agent": agent,
         "ancestors": ancestors,
@@ -373,6 +521,18 @@ def _agent_context(request: HttpRequest, agent: Agent) -> dict[str, Any]:
         ],
         "grants": list(Grant.objects.visible_to(user).filter(holder_agent=agent).select_related("resource")[:200]),
         "keys": list(AgentKey.objects.visible_to(user).filter(agent=agent)[:50]),
+        "tokens": list(
+            DelegationToken.objects.visible_to(user)
+            .active(now)
+            .filter(agent=agent)
+            .select_related("delegation__root_human")[:25]
+        ),
+        "decisions": _agent_decisions(agent),
+        "drift_events": drift_events,
+        "drift_unacknowledged": any(e.acknowledged_at is None for e in drift_events),
+        "access_requests": list(
+            AccessRequest.objects.visible_to(user).pending(now).filter(agent=agent).select_related("approver")[:10]
+        ),
         "events": list(AuditEvent.objects.for_target("agent", agent.pk)[:10]) if reads_everything(user) else None,
         "now": now,
     }
@@ -393,6 +553,17 @@ def agent_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 def _visible_agent(request: HttpRequest, pk: int) -> Agent:
     return get_object_or_404(Agent.objects.visible_to(request.user).select_related("sponsor"), pk=pk)
+
+
+@login_required
+@role_required()
+def agent_decisions(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The agent page's recent decisions alone, polled by htmx."""
+    agent = get_object_or_404(Agent.objects.visible_to(request.user), pk=pk)
+    context = {"agent": agent, "decisions": _agent_decisions(agent), "now": timezone.now()}
+    response = render(request, "governance/agent_detail.html#decisions", context)
+    add_never_cache_headers(response)
+    return response
 
 
 @login_required
@@ -644,6 +815,200 @@ def resource_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     )
     context = {"resource": resource, "grants": list(grants), "now": timezone.now()}
     return render(request, "governance/resource_detail.html", context)
+
+
+# --- Just-in-time access requests -----------------------------------------------------------
+
+
+# A pending request this close to lapsing is shown as urgent.
+URGENT_SECONDS = 120
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRow:
+    request: AccessRequest
+    status: str
+    # The scope's resource, when it is in the catalogue: its sensitivity colours the scope.
+    resource: Resource | None
+    can_decide: bool
+    seconds_left: int
+    # An approver may decide for an agent whose page is outside their view (and a sponsor may see a
+    # request that goes to someone else): no link to a 404 then.
+    agent_visible: bool
+    approver_visible: bool
+    error: DomainError | None = None
+
+    @property
+    def urgent(self) -> bool:
+        return self.status == AccessRequestStatus.PENDING and self.seconds_left < URGENT_SECONDS
+
+    @property
+    def duration(self) -> str:
+        minutes = int(self.request.requested_duration.total_seconds() // 60)
+        if minutes < 60 or minutes % 60:
+            return f"{minutes} min"
+        return f"{minutes // 60} h"
+
+
+def _request_status(request: AccessRequest, now: datetime) -> str:
+    """An unswept pending request past its lapse time has lapsed already."""
+    if request.status == AccessRequestStatus.PENDING and request.expires_at <= now:
+        return AccessRequestStatus.EXPIRED
+    return request.status
+
+
+def _request_rows(
+    user: Any, requests: list[AccessRequest], now: datetime, error: DomainError | None = None
+) -> list[RequestRow]:
+    names = {r.scope.partition(":")[0] for r in requests}
+    catalogue = {
+        r.name: r for r in Resource.objects.visible_to(user).filter(name__in=names).only("name", "sensitivity")
+    }
+    agent_ids, human_ids = {r.agent_id for r in requests}, {r.approver_id for r in requests}
+    if not reads_everything(user):
+        agent_ids = set(Agent.objects.visible_to(user).filter(pk__in=agent_ids).values_list("pk", flat=True))
+        human_ids = set(Human.objects.visible_to(user).filter(pk__in=human_ids).values_list("pk", flat=True))
+    decides = bool(roles_of(user) & {ADMIN, REVIEWER})
+    rows = []
+    for r in requests:
+        status = _request_status(r, now)
+        rows.append(
+            RequestRow(
+                request=r,
+                status=status,
+                resource=catalogue.get(r.scope.partition(":")[0]),
+                can_decide=decides and status == AccessRequestStatus.PENDING and jit.may_decide(user, r),
+                seconds_left=max(0, int((r.expires_at - now).total_seconds())),
+                agent_visible=r.agent_id in agent_ids,
+                approver_visible=r.approver_id in human_ids,
+                error=error,
+            )
+        )
+    return rows
+
+
+def _requests_visible_to(user: Any) -> AccessRequestQuerySet:
+    return AccessRequest.objects.visible_to(user).select_related("agent__sponsor", "approver")
+
+
+@login_required
+@role_required()
+def access_requests(request: HtmxHttpRequest) -> HttpResponse:
+    user, now = request.user, timezone.now()
+    form = f.AccessRequestFilterForm(request.GET or None)
+    v = form.values()
+    qs = _requests_visible_to(user)
+    status = v.get("status", "")
+    if not status:
+        qs = qs.pending(now)
+    elif status == AccessRequestStatus.EXPIRED:
+        qs = qs.lapsed(now)
+    elif status != "all":
+        qs = qs.filter(status=status)
+    if q := v.get("q"):
+        qs = qs.filter(Q(agent__name__icontains=q) | Q(scope__icontains=q) | Q(intent__icontains=q))
+    if agent := v.get("agent"):
+        qs = qs.filter(agent_id=agent)
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        qs = qs.filter(pk__lt=int(before))
+    found, next_query = _page(request, qs.order_by("-id"), "before", lambda r: r.pk)
+    context = {
+        "form": form,
+        "rows": _request_rows(user, found, now),
+        "next_query": next_query,
+        "paged": bool(before),
+        "first_query": _query_without(request, "before"),
+        "status": status,
+        "now": now,
+        "back": request.get_full_path(),
+    }
+    return _render_page(request, "governance/access_requests.html", "rows", context)
+
+
+@login_required
+@role_required(ADMIN, REVIEWER)
+@require_POST
+def access_request_decide(request: HtmxHttpRequest, pk: int, verb: str) -> HttpResponse:
+    user = request.user
+    access = get_object_or_404(_requests_visible_to(user), pk=pk)
+    if not jit.may_decide(user, access):
+        raise PermissionDenied
+    note = f.DecisionNoteForm(request.POST)
+    note.is_valid()
+    decide = jit.access_request_approve if verb == "approve" else jit.access_request_deny
+    error: DomainError | None = None
+    try:
+        decide(actor=_actor(request), user=user, request=access, note=note.cleaned_data.get("note", ""))
+    except DomainError as exc:
+        error = exc
+    back = _back(request, reverse("console:access_requests"))
+    if not request.htmx:
+        if error:
+            messages.error(request, error.detail)
+        else:
+            messages.success(request, f"{'Approved' if verb == 'approve' else 'Denied'}: {access}.")
+        return HttpResponseRedirect(back)
+    # The row as it now stands (a refusal may mean someone else decided first), and the badge.
+    now = timezone.now()
+    row = _request_rows(user, [_requests_visible_to(user).get(pk=pk)], now, error)[0]
+    context = {"row": row, "now": now, "back": back, "oob_badge": True}
+    return render(request, "governance/access_requests.html#decided", context, status=422 if error else 200)
+
+
+@login_required
+@role_required()
+def access_requests_badge(request: HtmxHttpRequest) -> HttpResponse:
+    """The navigation badge alone, polled by htmx: how many requests await this user's decision."""
+    response = render(request, "base.html#jit-badge")
+    add_never_cache_headers(response)
+    return response
+
+
+# --- Drift ----------------------------------------------------------------------------------
+
+
+@login_required
+@role_required()
+def drift(request: HtmxHttpRequest) -> HttpResponse:
+    user = request.user
+    form = f.DriftFilterForm(request.GET or None)
+    v = form.values()
+    qs = DriftEvent.objects.visible_to(user).select_related("agent__sponsor")
+    state = v.get("state", "")
+    if not state:
+        qs = qs.open()
+    elif state == "acknowledged":
+        qs = qs.filter(acknowledged_at__isnull=False)
+    if q := v.get("q"):
+        qs = qs.filter(Q(agent__name__icontains=q) | Q(reason__icontains=q) | Q(kind__icontains=q))
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        qs = qs.filter(pk__lt=int(before))
+    found, next_query = _page(request, qs.order_by("-id"), "before", lambda e: e.pk)
+    context = {
+        "form": form,
+        "drift_events": found,
+        "next_query": next_query,
+        "paged": bool(before),
+        "first_query": _query_without(request, "before"),
+        "state": state,
+        "can_acknowledge": is_admin(user),
+    }
+    return _render_page(request, "governance/drift.html", "rows", context)
+
+
+@login_required
+@role_required(ADMIN)
+@require_POST
+def drift_acknowledge(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    event = get_object_or_404(DriftEvent.objects.visible_to(request.user), pk=pk)
+    event = jit.drift_acknowledge(actor=_actor(request), event=event)
+    if not request.htmx:
+        messages.success(request, f"Drift of {event.agent.name} acknowledged.")
+        return HttpResponseRedirect(_back(request, reverse("console:drift")))
+    event = DriftEvent.objects.visible_to(request.user).select_related("agent__sponsor").get(pk=pk)
+    return render(request, "governance/drift.html#row", {"event": event, "can_acknowledge": True})
 
 
 # --- Audit ----------------------------------------------------------------------------------

@@ -61,13 +61,17 @@
   // htmx does not swap error responses (except 422, see base.html); say what happened instead of
   // leaving the button looking as if nothing did.
   document.addEventListener("htmx:responseError", function (event) {
+    // A background refresh (a badge, a live panel) failing is not something the user did: stay quiet,
+    // the next poll tries again.
+    if (event.detail.elt instanceof Element && event.detail.elt.closest("[data-poll]")) return;
     const status = event.detail.xhr.status;
     const text = status === 403 ? "You are not allowed to do that."
       : status === 404 ? "That no longer exists, or is not visible to you."
       : "The server could not complete that (" + status + "). Nothing was changed.";
     flash(text, "error");
   });
-  document.addEventListener("htmx:sendError", function () {
+  document.addEventListener("htmx:sendError", function (event) {
+    if (event.detail.elt instanceof Element && event.detail.elt.closest("[data-poll]")) return;
     flash("Could not reach the server. Check your connection and try again.", "error");
   });
 

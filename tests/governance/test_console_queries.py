@@ -12,7 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from governance import services
+from governance import jit, runtime, services
 from governance.views import PAGE_SIZE
 from tests import factories
 
@@ -45,8 +45,11 @@ def _queries(client: Client, url: str, **kwargs: Any) -> int:
 
 
 # Session, user, roles; then the page's own reads.
+# A full page for someone who decides access requests (admin, reviewer) also counts the nav badge.
+NAV_BADGE = 1
 AGENTS_PAGE_FOR_AN_AUDITOR = 3 + 3  # count, rows, sponsor filter choices
-AGENTS_PAGE_FOR_AN_ADMIN = AGENTS_PAGE_FOR_AN_AUDITOR + 2  # the create form's sponsor and parent choices
+# The create form's sponsor and parent choices.
+AGENTS_PAGE_FOR_AN_ADMIN = AGENTS_PAGE_FOR_AN_AUDITOR + 2 + NAV_BADGE
 AGENT_ROWS_FRAGMENT = 3 + 2  # count, rows
 HUMANS_PAGE = 3 + 2  # count, rows
 AUDIT_PAGE = 3 + 1  # one page of events
@@ -155,3 +158,124 @@ def test_sub_agents_are_listed_under_their_parent_in_the_tree(admin_user: User) 
     response = _client(admin_user).get(reverse("console:agent", args=[root.pk]))
     rows = [(row.node.name, row.level) for row in response.context["tree"]]
     assert rows == [(a.name, 0), (a1.name, 1), (b.name, 0)]
+
+
+# --- Runtime pages ----------------------------------------------------------------------------
+
+# For an agent holding one delegation in force: the agent, its delegations, that one's usability (its
+# chain, the root human's grants), ancestors, drift events, sub-agent tree, onward delegations,
+# grants, keys, tokens in force, recent decisions, pending access requests, recent changes.
+AGENT_PAGE_FOR_AN_AUDITOR = 3 + 14
+ACCESS_REQUESTS_PAGE_FOR_AN_AUDITOR = 3 + 2  # rows (agent, sponsor, approver joined), their resources
+# A reviewer's rows also need their Human (who may decide) and which agents and approvers they may open.
+ACCESS_REQUESTS_PAGE_FOR_A_REVIEWER = ACCESS_REQUESTS_PAGE_FOR_AN_AUDITOR + 3 + NAV_BADGE
+DRIFT_PAGE_FOR_AN_AUDITOR = 3 + 1  # rows (agent and sponsor joined)
+LIVE_PANEL = 3 + 2  # decisions per minute over the hour (one GROUP BY), the latest ten
+# Agents, delegations, grants, keys (count and list), pending requests, open drift, recent events,
+# and the live panel.
+HOME_FOR_AN_AUDITOR = 3 + 8 + 2
+
+
+def _drifting_agent(settings: Any) -> tuple[Any, str, Any]:
+    """An agent with a key, a grant to read a resource, and a threshold low enough to drift."""
+    settings.CUSTOS_DRIFT_THRESHOLD = 2
+    chain = factories.make_chain(depth=1)
+    agent, resource = chain["agents"][0], chain["resource"]
+    factories.make_grant(agent, resource, "read")
+    return agent, factories.make_key(agent)[1], resource
+
+
+def _traffic(agent: Any, key: str, resource: Any, rounds: int) -> None:
+    """Allowed and denied checks (the denials raise drift), tokens, and access requests."""
+    for n in range(rounds):
+        for action in ("read", "write"):
+            runtime.check(credential=key, action=action, resource=resource.name, context={"session_id": f"s{n}"})
+        factories.make_token(key, agent.delegations.first())
+        extra = factories.make_resource(actions=("read",))
+        jit.access_request_create(
+            actor=factories.SYSTEM, agent=agent, scope=extra.scope("read"), justification="needs it"
+        )
+
+
+def test_the_agent_page_costs_the_same_however_much_runtime_history_it_shows(
+    auditor_user: User, settings: Any, django_assert_num_queries: Any
+) -> None:
+    auditor = _client(auditor_user)
+    agent, key, resource = _drifting_agent(settings)
+    url = reverse("console:agent", args=[agent.pk])
+    with django_assert_num_queries(AGENT_PAGE_FOR_AN_AUDITOR):
+        auditor.get(url)
+    _traffic(agent, key, resource, rounds=30)
+    response = auditor.get(url)
+    assert len(response.context["decisions"]) == 25
+    assert response.context["tokens"] and response.context["drift_events"] and response.context["access_requests"]
+    with django_assert_num_queries(AGENT_PAGE_FOR_AN_AUDITOR):
+        auditor.get(url)
+
+
+def test_the_agent_page_reads_its_decisions_in_one_query_down_the_actor_index(auditor_user: User) -> None:
+    auditor = _client(auditor_user)
+    agent = factories.make_agent()
+    with CaptureQueriesContext(connection) as captured:
+        auditor.get(reverse("console:agent_decisions", args=[agent.pk]), headers=HTMX)
+    decisions = [q["sql"] for q in captured.captured_queries if "audit_auditevent" in q["sql"]]
+    assert len(decisions) == 1
+    assert '"actor_kind" = ' in decisions[0] and '"actor_id" = ' in decisions[0]
+    assert decisions[0].rstrip().endswith('ORDER BY "audit_auditevent"."seq" DESC LIMIT 25')
+
+
+def _add_requests(count: int, approver: Any) -> None:
+    """``count`` requests that go to ``approver`` (the sponsor) and as many that go to others."""
+    resource = factories.make_resource(actions=("read",))
+    for _ in range(count):
+        for sponsor in (approver, factories.make_human()):
+            agent = factories.make_agent(sponsor=sponsor)
+            jit.access_request_create(
+                actor=factories.SYSTEM, agent=agent, scope=resource.scope("read"), justification="mid-task"
+            )
+
+
+def test_the_access_requests_page_costs_the_same_whatever_its_length(
+    auditor_user: User, reviewer_user: User, django_assert_num_queries: Any
+) -> None:
+    auditor, reviewer = _client(auditor_user), _client(reviewer_user)
+    approver = factories.make_human(user=reviewer_user)
+    url = reverse("console:access_requests")
+    _add_requests(2, approver)
+    with django_assert_num_queries(ACCESS_REQUESTS_PAGE_FOR_AN_AUDITOR):
+        auditor.get(url)
+    with django_assert_num_queries(ACCESS_REQUESTS_PAGE_FOR_A_REVIEWER):
+        reviewer.get(url)
+    _add_requests(PAGE_SIZE // 2, approver)
+    with django_assert_num_queries(ACCESS_REQUESTS_PAGE_FOR_AN_AUDITOR):
+        response = auditor.get(url)
+    assert len(response.context["rows"]) == PAGE_SIZE and response.context["next_query"]
+    with django_assert_num_queries(ACCESS_REQUESTS_PAGE_FOR_A_REVIEWER):
+        response = reviewer.get(url)
+    assert len(response.context["rows"]) == PAGE_SIZE // 2 + 2
+    assert all(row.can_decide for row in response.context["rows"])
+
+
+def test_the_drift_page_and_the_live_panel_cost_the_same_whatever_the_traffic(
+    auditor_user: User, settings: Any, django_assert_num_queries: Any
+) -> None:
+    auditor = _client(auditor_user)
+    agent, key, resource = _drifting_agent(settings)
+    _traffic(agent, key, resource, rounds=2)
+    with django_assert_num_queries(DRIFT_PAGE_FOR_AN_AUDITOR):
+        auditor.get(reverse("console:drift") + "?state=all")
+    with django_assert_num_queries(LIVE_PANEL):
+        auditor.get(reverse("console:live"), headers=HTMX)
+    with django_assert_num_queries(HOME_FOR_AN_AUDITOR):
+        auditor.get(reverse("console:home"))
+    for _ in range(3):
+        other, other_key, other_resource = _drifting_agent(settings)
+        _traffic(other, other_key, other_resource, rounds=3)
+    with django_assert_num_queries(DRIFT_PAGE_FOR_AN_AUDITOR):
+        response = auditor.get(reverse("console:drift") + "?state=all")
+    assert len(response.context["drift_events"]) == 4
+    with django_assert_num_queries(LIVE_PANEL):
+        response = auditor.get(reverse("console:live"), headers=HTMX)
+    assert response.context["live_allowed"] + response.context["live_denied"] == 2 * (2 + 3 * 3)
+    with django_assert_num_queries(HOME_FOR_AN_AUDITOR):
+        auditor.get(reverse("console:home"))
