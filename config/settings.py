@@ -130,12 +130,14 @@ CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
 if not REDIS_URL:
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Broadcast (remote control) messages; kombu's default is a "control" folder in the working directory.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
@@ -189,6 +191,8 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "governance.api.auth.ApiTokenAuthentication",
+        # Agents' keys and delegation tokens; before the session so a bearer presented wins over a cookie.
+        "governance.api.agent_auth.AgentAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -210,6 +214,7 @@ SPECTACULAR_SETTINGS = {
         "AgentStatusEnum": "governance.models.AgentStatus",
         "LifecycleStatusEnum": "governance.models.GrantStatus",
         "LevelEnum": "governance.models.Sensitivity",
+        "AccessRequestStatusEnum": "governance.models.AccessRequestStatus",
     },
     # The interactive page loads Swagger UI from the vendored copy (static/vendor/swagger-ui, see its
     # VERSION file), never from a CDN, so /api/docs/ works offline and behind strict egress rules.
@@ -224,6 +229,8 @@ CUSTOS_DELEGATION_MAX_LIFETIME = env_duration("CUSTOS_DELEGATION_MAX_LIFETIME", 
 CUSTOS_DELEGATION_MAX_DEPTH = env_int("CUSTOS_DELEGATION_MAX_DEPTH", 3, minimum=0, maximum=10)
 CUSTOS_KEY_TTL = env_duration("CUSTOS_KEY_TTL", "30d")
 CUSTOS_KEY_MAX_TTL = env_duration("CUSTOS_KEY_MAX_TTL", "90d")
+# On rotation the old key keeps working for at most this long (never longer than it already would).
+CUSTOS_KEY_ROTATION_OVERLAP = env_duration("CUSTOS_KEY_ROTATION_OVERLAP", "1h")
 # Keyed hashes of agent keys and API tokens use this pepper (defaults to one derived from SECRET_KEY),
 # so a stolen database alone does not let anyone test guesses offline.
 CUSTOS_CREDENTIAL_PEPPER = env_str("CUSTOS_CREDENTIAL_PEPPER", SECRET_KEY) or SECRET_KEY

@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AccessRequest", "CustosClient", "CustosError", "Decision", "Token"]
+__all__ = ["AccessRequest", "CustosClient", "CustosError", "Decision", "RotatedKey", "Token"]
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 TYPE_AGENT_KEY = "urn:custos:params:oauth:token-type:agent-key"
@@ -73,6 +73,15 @@ class AccessRequest:
     status: str
     scope: str
     resulting_delegation: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RotatedKey:
+    id: int
+    secret: str
+    expires_at: str
+    previous_id: int
+    previous_expires_at: str  # the old key works until then (the overlap)
 
 
 class CustosClient:
@@ -136,11 +145,15 @@ class CustosClient:
             scope=tuple(str(body.get("scope", "")).split()),
         )
 
-    def exchange_delegation(self, delegation_id: int, *, scope: str | None = None, audience: str | None = None) -> Token:
+    def exchange_delegation(
+        self, delegation_id: int, *, scope: str | None = None, audience: str | None = None
+    ) -> Token:
         """A token to act for the human behind a delegation this agent is the delegate of."""
         return self._exchange(str(delegation_id), TYPE_DELEGATION, scope, audience)
 
-    def exchange_parent_token(self, parent_token: str, *, scope: str | None = None, audience: str | None = None) -> Token:
+    def exchange_parent_token(
+        self, parent_token: str, *, scope: str | None = None, audience: str | None = None
+    ) -> Token:
         """For a sub-agent: a token derived from its parent agent's token (attenuated, never longer)."""
         return self._exchange(parent_token, TYPE_JWT, scope, audience)
 
@@ -239,9 +252,33 @@ class CustosClient:
         _, body = self._request("POST", "/api/v1/access-requests/", bearer=token or self.agent_key, json_body=payload)
         return _access_request(body)
 
-    def access_request(self, request_id: int) -> AccessRequest:
-        _, body = self._request("GET", f"/api/v1/access-requests/{request_id}/", bearer=self.agent_key)
+    def access_request(self, request_id: int, *, token: str | None = None) -> AccessRequest:
+        """Poll a request this agent made; once approved, exchange ``resulting_delegation``."""
+        _, body = self._request("GET", f"/api/v1/access-requests/{request_id}/", bearer=token or self.agent_key)
         return _access_request(body)
+
+    # --- own keys -------------------------------------------------------------------------
+
+    def rotate_key(self, key_id: int, *, overlap_seconds: int | None = None, token: str | None = None) -> RotatedKey:
+        """Replace one of this agent's keys. The old key keeps working for the overlap only (the server's
+        default when not given); the new one expires when the old one would have. When the key rotated is
+        the one this client holds, the client switches to the new key."""
+        payload: dict[str, Any] = {}
+        if overlap_seconds is not None:
+            payload["overlap_seconds"] = overlap_seconds
+        _, body = self._request(
+            "POST", f"/api/v1/keys/{key_id}/rotate/", bearer=token or self.agent_key, json_body=payload
+        )
+        new, previous = body["key"], body["previous"]
+        if self.agent_key.startswith(f"ck_{previous['prefix']}_"):
+            self.agent_key = str(new["secret"])
+        return RotatedKey(
+            id=int(new["id"]),
+            secret=str(new["secret"]),
+            expires_at=str(new["expires_at"]),
+            previous_id=int(previous["id"]),
+            previous_expires_at=str(previous["expires_at"]),
+        )
 
 
 def _access_request(body: dict[str, Any]) -> AccessRequest:

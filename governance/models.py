@@ -48,9 +48,7 @@ class Human(models.Model):
     external_id = models.CharField(max_length=200, unique=True, null=True, blank=True)
     email = models.EmailField(unique=True)
     name = models.CharField(max_length=200)
-    manager = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
-    )
+    manager = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
     department = models.CharField(max_length=120, blank=True, default="")
     title = models.CharField(max_length=120, blank=True, default="")
     status = models.CharField(max_length=10, choices=HumanStatus.choices, default=HumanStatus.ACTIVE)
@@ -111,9 +109,7 @@ class Agent(models.Model):
     name = models.CharField(max_length=120)
     purpose = models.TextField(blank=True, default="")
     sponsor = models.ForeignKey(Human, on_delete=models.PROTECT, related_name="sponsored_agents")
-    parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
-    )
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     # 0 for a top-level agent, parent's depth + 1 for a sub-agent; fixed at creation (parents never change).
     depth = models.PositiveSmallIntegerField(default=0, editable=False)
     status = models.CharField(max_length=12, choices=AgentStatus.choices, default=AgentStatus.ACTIVE)
@@ -191,9 +187,7 @@ class Resource(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(name__regex=r"^[a-z0-9][a-z0-9._-]*$"), name="resource_name_format"
-            ),
+            models.CheckConstraint(condition=Q(name__regex=r"^[a-z0-9][a-z0-9._-]*$"), name="resource_name_format"),
         ]
 
     def __str__(self) -> str:
@@ -235,19 +229,14 @@ class GrantQuerySet(models.QuerySet["Grant"]):
             return self
         if roles.REVIEWER in roles.roles_of(user):
             return self.filter(
-                Q(holder_agent__in=Agent.objects.visible_to(user))
-                | Q(holder_human__in=Human.objects.visible_to(user))
+                Q(holder_agent__in=Agent.objects.visible_to(user)) | Q(holder_human__in=Human.objects.visible_to(user))
             )
         return self.none()
 
 
 class Grant(models.Model):
-    holder_human = models.ForeignKey(
-        Human, null=True, blank=True, on_delete=models.PROTECT, related_name="grants"
-    )
-    holder_agent = models.ForeignKey(
-        Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="grants"
-    )
+    holder_human = models.ForeignKey(Human, null=True, blank=True, on_delete=models.PROTECT, related_name="grants")
+    holder_agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="grants")
     resource = models.ForeignKey(Resource, on_delete=models.PROTECT, related_name="grants")
     action = models.CharField(max_length=60)
     valid_from = models.DateTimeField(default=timezone.now)
@@ -287,8 +276,7 @@ class Grant(models.Model):
                 name="grant_expires_after_start",
             ),
             models.CheckConstraint(
-                condition=Q(status=GrantStatus.REVOKED, revoked_at__isnull=False)
-                | ~Q(status=GrantStatus.REVOKED),
+                condition=Q(status=GrantStatus.REVOKED, revoked_at__isnull=False) | ~Q(status=GrantStatus.REVOKED),
                 name="grant_revoked_has_time",
             ),
         ]
@@ -353,9 +341,7 @@ class Delegation(models.Model):
     whole chain's subject without walking it.
     """
 
-    parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
-    )
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     root_human = models.ForeignKey(Human, on_delete=models.PROTECT, related_name="delegations")
     delegate = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="delegations")
     purpose = models.TextField()
@@ -533,6 +519,19 @@ class SigningKey(models.Model):
         return self.kid
 
 
+class DelegationTokenQuerySet(models.QuerySet["DelegationToken"]):
+    def active(self, at: datetime | None = None) -> DelegationTokenQuerySet:
+        at = at or timezone.now()
+        return self.filter(revoked_at__isnull=True, expires_at__gt=at)
+
+    def visible_to(self, user: Any) -> DelegationTokenQuerySet:
+        if roles.reads_everything(user):
+            return self
+        if roles.REVIEWER in roles.roles_of(user):
+            return self.filter(agent__in=Agent.objects.visible_to(user))
+        return self.none()
+
+
 class DelegationToken(models.Model):
     """A record of every token issued: what it carries and whether it was revoked (RFC 7009).
     The token itself is never stored."""
@@ -540,9 +539,7 @@ class DelegationToken(models.Model):
     jti = models.CharField(max_length=64, unique=True)
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="tokens")
     delegation = models.ForeignKey(Delegation, on_delete=models.PROTECT, related_name="tokens")
-    parent_token = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
-    )
+    parent_token = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     scopes = models.JSONField()
     audience = models.CharField(max_length=200)
     signing_key = models.ForeignKey(SigningKey, on_delete=models.PROTECT, related_name="+")
@@ -550,6 +547,8 @@ class DelegationToken(models.Model):
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.TextField(blank=True, default="")
+
+    objects = DelegationTokenQuerySet.as_manager()
 
     class Meta:
         ordering = ["-issued_at", "-id"]
@@ -575,6 +574,35 @@ class AccessRequestStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
+class AccessRequestQuerySet(models.QuerySet["AccessRequest"]):
+    def pending(self, at: datetime | None = None) -> AccessRequestQuerySet:
+        """Still awaiting a decision at ``at``: a request past its lapse time is not, swept or not."""
+        at = at or timezone.now()
+        return self.filter(status=AccessRequestStatus.PENDING, expires_at__gt=at)
+
+    def lapsed(self, at: datetime | None = None) -> AccessRequestQuerySet:
+        at = at or timezone.now()
+        return self.filter(
+            Q(status=AccessRequestStatus.EXPIRED) | Q(status=AccessRequestStatus.PENDING, expires_at__lte=at)
+        )
+
+    def visible_to(self, user: Any) -> AccessRequestQuerySet:
+        if roles.reads_everything(user):
+            return self
+        if roles.REVIEWER in roles.roles_of(user):
+            return self.filter(Q(approver__user=user) | Q(agent__sponsor__user=user))
+        return self.none()
+
+    def decidable_by(self, user: Any) -> AccessRequestQuerySet:
+        """Those ``user`` may approve or deny: ``governance.jit.may_decide`` as a query. An auditor reads
+        every request and decides none."""
+        if roles.is_admin(user):
+            return self
+        if roles.REVIEWER in roles.roles_of(user):
+            return self.filter(Q(approver__user=user) | Q(agent__sponsor__user=user))
+        return self.none()
+
+
 class AccessRequest(models.Model):
     """Just-in-time: an agent asks, mid-task, for a scope it was not delegated."""
 
@@ -589,9 +617,7 @@ class AccessRequest(models.Model):
     intent = models.CharField(max_length=500, blank=True, default="")
     session_id = models.CharField(max_length=200, blank=True, default="")
     requested_duration = models.DurationField()
-    status = models.CharField(
-        max_length=10, choices=AccessRequestStatus.choices, default=AccessRequestStatus.PENDING
-    )
+    status = models.CharField(max_length=10, choices=AccessRequestStatus.choices, default=AccessRequestStatus.PENDING)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     expires_at = models.DateTimeField(help_text="An unanswered request lapses at this time.")
     decided_at = models.DateTimeField(null=True, blank=True)
@@ -601,12 +627,26 @@ class AccessRequest(models.Model):
         Delegation, null=True, blank=True, on_delete=models.PROTECT, related_name="from_access_request"
     )
 
+    objects = AccessRequestQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["approver", "status"], name="accessrequest_approver_idx")]
 
     def __str__(self) -> str:
         return f"{self.agent} asks {self.scope}"
+
+
+class DriftEventQuerySet(models.QuerySet["DriftEvent"]):
+    def open(self) -> DriftEventQuerySet:
+        return self.filter(acknowledged_at__isnull=True)
+
+    def visible_to(self, user: Any) -> DriftEventQuerySet:
+        if roles.reads_everything(user):
+            return self
+        if roles.REVIEWER in roles.roles_of(user):
+            return self.filter(agent__in=Agent.objects.visible_to(user))
+        return self.none()
 
 
 class DriftEvent(models.Model):
@@ -621,6 +661,8 @@ class DriftEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.CharField(max_length=200, blank=True, default="")
+
+    objects = DriftEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -27,6 +27,9 @@ _CACHE_ATTR = "_custos_roles"
 def roles_of(user: Any) -> frozenset[str]:
     if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
         return frozenset()
+    if getattr(user, "is_agent", False):
+        # An agent calling the API with its key or token (governance.api.agent_auth) is no console user.
+        return frozenset()
     cached = getattr(user, _CACHE_ATTR, None)
     if cached is None:
         names = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))

@@ -33,20 +33,14 @@ def delegation_chain(delegation: Delegation) -> list[Delegation]:
     current = Delegation.objects.select_related("delegate__sponsor", "root_human").get(pk=delegation.pk)
     chain = [current]
     while current.parent_id is not None:
-        current = (
-            Delegation.objects.select_related("delegate__sponsor", "root_human").get(pk=current.parent_id)
-        )
+        current = Delegation.objects.select_related("delegate__sponsor", "root_human").get(pk=current.parent_id)
         chain.append(current)
     chain.reverse()
     return chain
 
 
 def human_held_scopes(human: Human, at: datetime | None = None) -> set[str]:
-    rows = (
-        Grant.objects.active(at)
-        .filter(holder_human=human)
-        .values_list("resource__name", "action")
-    )
+    rows = Grant.objects.active(at).filter(holder_human=human).values_list("resource__name", "action")
     return {make_scope(name, action) for name, action in rows}
 
 

@@ -193,10 +193,14 @@ def agent_create(
             )
         sponsor = sponsor or parent.sponsor
     if sponsor is None:
-        raise ValidationFailed("Every agent needs a sponsor: the human accountable for it.", code="required", field="sponsor")
+        raise ValidationFailed(
+            "Every agent needs a sponsor: the human accountable for it.", code="required", field="sponsor"
+        )
     if sponsor.status != HumanStatus.ACTIVE:
         raise ValidationFailed(
-            f"Sponsor {sponsor.name} is {sponsor.status}; choose an active human.", code="sponsor_inactive", field="sponsor"
+            f"Sponsor {sponsor.name} is {sponsor.status}; choose an active human.",
+            code="sponsor_inactive",
+            field="sponsor",
         )
     agent = Agent.objects.create(
         name=name, purpose=purpose.strip(), sponsor=sponsor, parent=parent, depth=depth, risk_tier=risk_tier
@@ -242,7 +246,9 @@ def agent_update(
         agent.risk_tier = risk_tier
     if sponsor is not None and sponsor.pk != agent.sponsor_id:
         if sponsor.status != HumanStatus.ACTIVE:
-            raise ValidationFailed(f"Sponsor {sponsor.name} is {sponsor.status}.", code="sponsor_inactive", field="sponsor")
+            raise ValidationFailed(
+                f"Sponsor {sponsor.name} is {sponsor.status}.", code="sponsor_inactive", field="sponsor"
+            )
         changes["sponsor"] = [agent.sponsor_id, sponsor.pk]
         agent.sponsor = sponsor
     if not changes:
@@ -350,7 +356,9 @@ def parse_scopes(scopes: Iterable[str], *, field: str = "scopes") -> dict[str, t
     for scope in wanted:
         name, sep, action = scope.partition(SCOPE_SEPARATOR)
         if not sep or not name or not action:
-            raise ValidationFailed(f"Scope {scope!r} is not of the form resource:action.", code="invalid_scope", field=field)
+            raise ValidationFailed(
+                f"Scope {scope!r} is not of the form resource:action.", code="invalid_scope", field=field
+            )
         pairs[scope] = (name, action)
     resources = {r.name: r for r in Resource.objects.filter(name__in={n for n, _ in pairs.values()})}
     result: dict[str, tuple[Resource, str]] = {}
@@ -407,7 +415,9 @@ def grant_create(
     holder = (Agent if is_agent else Human).objects.select_for_update().get(pk=holder.pk)
     holder_active = holder.status == (AgentStatus.ACTIVE if is_agent else HumanStatus.ACTIVE)
     if not holder_active:
-        raise ValidationFailed(f"{holder} is {holder.status}; grants go to active holders.", code="holder_inactive", field="holder")
+        raise ValidationFailed(
+            f"{holder} is {holder.status}; grants go to active holders.", code="holder_inactive", field="holder"
+        )
     holder_filter: dict[str, Any] = {"holder_agent": holder} if is_agent else {"holder_human": holder}
     if Grant.objects.active(now).filter(resource=resource, action=action, **holder_filter).exists():
         raise Conflict(
@@ -508,7 +518,9 @@ def delegation_create(
         )
 
     if parent is not None:
-        parent = Delegation.objects.select_for_update().select_related("delegate__sponsor", "root_human").get(pk=parent.pk)
+        parent = (
+            Delegation.objects.select_for_update().select_related("delegate__sponsor", "root_human").get(pk=parent.pk)
+        )
         usability = delegation_usability(parent, at=now)
         if not usability.usable:
             raise ValidationFailed(
@@ -516,16 +528,20 @@ def delegation_create(
             )
         if delegate.parent_id != parent.delegate_id:
             raise ValidationFailed(
-                f"{delegate.name} is not a sub-agent of {parent.delegate.name}; an agent may only delegate to its own sub-agents.",
+                f"{delegate.name} is not a sub-agent of {parent.delegate.name}; "
+                "an agent may only delegate to its own sub-agents.",
                 code="delegate_not_sub_agent",
                 field="delegate",
             )
         if any(link.delegate_id == delegate.pk for link in usability.chain):
-            raise ValidationFailed(f"{delegate.name} is already on this chain.", code="delegation_cycle", field="delegate")
+            raise ValidationFailed(
+                f"{delegate.name} is already on this chain.", code="delegation_cycle", field="delegate"
+            )
         widened = wanted - parent.scope_set
         if widened:
             raise ValidationFailed(
-                f"Cannot widen the parent's scopes: {', '.join(sorted(widened))} not delegated to {parent.delegate.name}.",
+                f"Cannot widen the parent's scopes: {', '.join(sorted(widened))} "
+                f"not delegated to {parent.delegate.name}.",
                 code="scope_not_delegated",
                 field="scopes",
             )
@@ -622,14 +638,21 @@ def delegation_revoke(*, actor: Actor, delegation: Delegation, reason: str = "")
     for link in links:
         link.status = DelegationStatus.REVOKED
         link.revoked_at = now
-        link.revoked_reason = reason.strip() if link.pk == delegation.pk else f"parent delegation {delegation.pk} revoked"
+        link.revoked_reason = (
+            reason.strip() if link.pk == delegation.pk else f"parent delegation {delegation.pk} revoked"
+        )
         link.save(update_fields=["status", "revoked_at", "revoked_reason"])
         audit_append(
             actor=actor,
             action="delegation.revoke",
-            target=Target(type="delegation", id=str(link.pk), label=f"{link.root_human.name} → {link.delegate.name}"[:200]),
+            target=Target(
+                type="delegation", id=str(link.pk), label=f"{link.root_human.name} → {link.delegate.name}"[:200]
+            ),
             on_behalf_of=[_human_ref(link.root_human)],
-            context={"reason": link.revoked_reason, "cascade_from": None if link.pk == delegation.pk else delegation.pk},
+            context={
+                "reason": link.revoked_reason,
+                "cascade_from": None if link.pk == delegation.pk else delegation.pk,
+            },
         )
     return links
 
@@ -645,7 +668,9 @@ def agentkey_create(
     now = timezone.now()
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     if agent.status != AgentStatus.ACTIVE:
-        raise ValidationFailed(f"Agent {agent.name} is {agent.status}; keys go to active agents.", code="agent_inactive", field="agent")
+        raise ValidationFailed(
+            f"Agent {agent.name} is {agent.status}; keys go to active agents.", code="agent_inactive", field="agent"
+        )
     expires_at = expires_at or now + settings.CUSTOS_KEY_TTL
     _require_future(expires_at, "expires_at", now=now)
     _cap(expires_at, settings.CUSTOS_KEY_MAX_TTL, "expires_at", now=now, what="An agent key")
@@ -719,6 +744,58 @@ def expire_due(*, actor: Actor, batch_size: int = 500) -> dict[str, int]:
                     status=status_cls.EXPIRED
                 )
                 if claimed:
-                    audit_append(actor=actor, action=f"{model._meta.model_name}.expire", target=Target(type=model._meta.model_name or "", id=str(pk)))
+                    audit_append(
+                        actor=actor,
+                        action=f"{model._meta.model_name}.expire",
+                        target=Target(type=model._meta.model_name or "", id=str(pk)),
+                    )
                     counts[key] += 1
     return counts
+
+
+# --- Key rotation ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def agentkey_rotate(
+    *,
+    actor: Actor,
+    key: AgentKey,
+    overlap: timedelta | None = None,
+    expires_at: datetime | None = None,
+    name: str | None = None,
+) -> tuple[AgentKey, str, AgentKey]:
+    """Replace a key with a new one for the same agent; the old key keeps working only for ``overlap``
+    (``CUSTOS_KEY_ROTATION_OVERLAP`` by default) so the agent can switch, and never longer than it
+    already would. Returns the new key, its secret (shown once) and the old key as shortened."""
+    now = timezone.now()
+    overlap = settings.CUSTOS_KEY_ROTATION_OVERLAP if overlap is None else overlap
+    if overlap < timedelta(0):
+        raise ValidationFailed("The overlap cannot be negative.", code="invalid_overlap", field="overlap_seconds")
+    old = AgentKey.objects.select_for_update().select_related("agent").get(pk=key.pk)
+    if old.revoked_at is not None:
+        raise Conflict("This key was revoked; issue a new key instead.", code="key_revoked")
+    if old.expires_at <= now:
+        raise Conflict("This key has expired; issue a new key instead.", code="key_expired")
+    new, secret = agentkey_create(
+        actor=actor, agent=old.agent, name=old.name if name is None else name, expires_at=expires_at
+    )
+    previous_expiry = old.expires_at
+    old.expires_at = min(old.expires_at, now + overlap)
+    old.save(update_fields=["expires_at"])
+    audit_append(
+        actor=actor,
+        action="agentkey.rotate",
+        target=Target(type="agentkey", id=str(old.pk), label=f"{old.agent.name} {old.display}"),
+        on_behalf_of=[_agent_ref(old.agent)],
+        context={
+            "agent": old.agent_id,
+            "prefix": old.prefix,
+            "replaced_by": new.pk,
+            "replaced_by_prefix": new.prefix,
+            "overlap_seconds": int(overlap.total_seconds()),
+            "expires_at_before": previous_expiry,
+            "expires_at": old.expires_at,
+        },
+    )
+    return new, secret, old

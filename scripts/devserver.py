@@ -36,6 +36,7 @@ def processes(host: str, port: int) -> dict[str, list[str]]:
         "web": [py, "manage.py", "runserver", f"{host}:{port}"],
         "worker": [*celery, "worker", "--loglevel=INFO", "--without-gossip", "--without-mingle"],
         "beat": [*celery, "beat", "--loglevel=INFO", "--schedule", "var/celerybeat-schedule"],
+        "agents": [py, "manage.py", "simulate_agents", "--url", f"http://{host}:{port}"],
     }
 
 

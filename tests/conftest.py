@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.backends.postgresql.operations import DatabaseOperations
+from django.test import override_settings
 
 from audit.models import GENESIS_HASH, ChainHead
 from governance import roles
@@ -74,6 +75,22 @@ def auditor_user(db: None) -> Any:
 @pytest.fixture
 def outsider_user(db: None) -> Any:
     return factories.make_outsider()
+
+
+@pytest.fixture(scope="session")
+def _plain_http_server() -> Iterator[None]:
+    # The live server speaks plain HTTP. Production settings redirect to HTTPS and mark cookies Secure,
+    # and the security middleware reads the redirect setting once, when the server starts: so this
+    # must be in force before the (session-wide) live server is, not only during the test.
+    with override_settings(SECURE_SSL_REDIRECT=False, SESSION_COOKIE_SECURE=False, CSRF_COOKIE_SECURE=False):
+        yield
+
+
+@pytest.fixture(scope="session")
+def live_server(_plain_http_server: None, django_db_setup: None, live_server: Any) -> Any:
+    """pytest-django's live server (tests/e2e, tests/api/test_client_live.py), over plain HTTP.
+    Depending on the test database makes the server stop before the database is dropped."""
+    return live_server
 
 
 @pytest.fixture(autouse=True)

@@ -107,7 +107,9 @@ def make_chain(depth: int = 2, scopes: tuple[str, ...] = ("read",)) -> dict[str,
     agents = [make_agent(sponsor=human)]
     for _ in range(depth - 1):
         agents.append(make_agent(parent=agents[-1]))
-    links = [make_delegation(agents[0], scope_names, root_human=human, max_depth=depth - 1, expires_in=timedelta(days=2))]
+    links = [
+        make_delegation(agents[0], scope_names, root_human=human, max_depth=depth - 1, expires_in=timedelta(days=2))
+    ]
     for level, agent in enumerate(agents[1:], start=1):
         links.append(
             # Each level a minute shorter than the one above: "now + 1 day" taken later would outlive its parent.

@@ -1,4 +1,5 @@
-"""Who may call what: reads need a console role, writes need admin (SPEC §1)."""
+"""Who may call what: reads need a console role, writes need admin (SPEC §1); agents only what an
+operation names in ``agent_methods`` (SPEC §9)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 from governance import roles
+from governance.api.agent_auth import AgentPrincipal
 
 
 class ConsoleRole(BasePermission):
@@ -17,12 +19,22 @@ class ConsoleRole(BasePermission):
 
     A caller with no role is refused before anything is looked up, so an outsider learns nothing
     (not even whether an id exists); an anonymous caller gets a 401 because DRF turns a refusal
-    without credentials into ``NotAuthenticated``."""
+    without credentials into ``NotAuthenticated``.
+
+    An agent (its key or delegation token) holds no role: it may call only the methods a view lists in
+    ``agent_methods``, and the view then confines it to its own sub-agents, keys and chain."""
 
     message = "Your console role does not allow this."
     code = "forbidden"
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        if isinstance(request.user, AgentPrincipal):
+            # Set per request: DRF builds the permission objects anew for each one.
+            self.message = (
+                "An agent may only register its own sub-agents, issue their keys, delegate to them within its "
+                "chain, rotate its own keys and ask for access."
+            )
+            return request.method in getattr(view, "agent_methods", frozenset())
         held = roles.roles_of(request.user)
         if not held:
             return False

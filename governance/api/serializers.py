@@ -18,6 +18,8 @@ from rest_framework import serializers
 from audit.models import ActorKind, AuditEvent
 from governance.api.pagination import page_serializer
 from governance.models import (
+    AccessRequest,
+    AccessRequestStatus,
     Agent,
     AgentKey,
     AgentStatus,
@@ -190,6 +192,18 @@ class AgentCreateInput(serializers.Serializer[Any]):
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices, default=RiskTier.MEDIUM)
 
 
+class SubAgentCreateInput(serializers.Serializer[Any]):
+    """What an agent sends to register a sub-agent of its own: the shape of ``AgentCreateInput``, but
+    ``parent`` and ``sponsor`` are plain ids (an agent sees no console objects) that may only name the
+    caller and its sponsor, which they default to."""
+
+    name = StrictCharField(max_length=120)
+    purpose = _text()
+    sponsor = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    parent = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
+    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, default=RiskTier.MEDIUM)
+
+
 class AgentFilter(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=AgentStatus.choices, required=False)
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
@@ -345,6 +359,19 @@ class DelegationCreateInput(serializers.Serializer[Any]):
     max_depth = serializers.IntegerField(min_value=0, max_value=100, default=0)
 
 
+class SubDelegationCreateInput(serializers.Serializer[Any]):
+    """What an agent sends to delegate part of its token's delegation to one of its sub-agents. Plain
+    ids: the view checks ``parent`` is the token's delegation and ``delegate`` the caller's sub-agent."""
+
+    delegate = serializers.IntegerField(min_value=1)
+    scopes = serializers.ListField(child=StrictCharField(max_length=200), allow_empty=False, max_length=MAX_LIST)
+    expires_at = AwareDateTimeField()
+    purpose = StrictCharField(max_length=MAX_TEXT)
+    parent = serializers.IntegerField(min_value=1)  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
+    root_human = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    max_depth = serializers.IntegerField(min_value=0, max_value=100, default=0)
+
+
 class DelegationRevokeOutput(serializers.Serializer[Any]):
     delegation = DelegationOutput()
     revoked_ids = serializers.ListField(
@@ -403,6 +430,99 @@ class AgentKeyCreateInput(serializers.Serializer[Any]):
     )
 
 
+class AgentKeyRotateInput(serializers.Serializer[Any]):
+    name = StrictCharField(
+        max_length=120, required=False, allow_blank=True, default=None, help_text="Defaults to the old key's name."
+    )
+    overlap_seconds = serializers.IntegerField(
+        min_value=0,
+        max_value=7 * 24 * 3600,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="How long the old key keeps working (never longer than it already would). "
+        "Defaults to CUSTOS_KEY_ROTATION_OVERLAP; 0 ends it now.",
+    )
+
+
+class AgentKeyRotatedOutput(serializers.Serializer[Any]):
+    key = AgentKeyCreatedOutput(help_text="The new key, with its secret: shown in this response only.")
+    previous = AgentKeyOutput(help_text="The old key, now expiring at the end of the overlap.")
+
+
+# --- Access requests (just-in-time) ---------------------------------------------------------
+
+
+class AccessRequestOutput(serializers.ModelSerializer[AccessRequest]):
+    agent_name = serializers.CharField(source="agent.name", read_only=True)
+    approver_name = serializers.CharField(source="approver.name", read_only=True)
+    duration_seconds = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AccessRequest
+        fields = [
+            "id",
+            "agent",
+            "agent_name",
+            "delegation",
+            "approver",
+            "approver_name",
+            "scope",
+            "justification",
+            "intent",
+            "session_id",
+            "duration_seconds",
+            "status",
+            "created_at",
+            "expires_at",
+            "decided_at",
+            "decided_by",
+            "decision_note",
+            "resulting_delegation",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.IntegerField(help_text="How long the access lasts once approved."))
+    def get_duration_seconds(self, request: AccessRequest) -> int:
+        return int(request.requested_duration.total_seconds())
+
+    @extend_schema_field(
+        serializers.ChoiceField(
+            choices=AccessRequestStatus.choices,
+            help_text="An unanswered request past expires_at is expired, whether or not the sweep marked it yet.",
+        )
+    )
+    def get_status(self, request: AccessRequest) -> str:
+        if request.status == AccessRequestStatus.PENDING and request.expires_at <= timezone.now():
+            return str(AccessRequestStatus.EXPIRED)
+        return str(request.status)
+
+
+class AccessRequestCreateInput(serializers.Serializer[Any]):
+    scope = StrictCharField(max_length=200, help_text="resource:action")
+    justification = StrictCharField(max_length=MAX_TEXT, help_text="Why the task needs it.")
+    intent = _text(500, help_text="The goal of the task at hand.")
+    session_id = _text(200)
+    duration_seconds = serializers.IntegerField(
+        min_value=1,
+        max_value=7 * 24 * 3600,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="How long the access should last once approved (bounded by CUSTOS_JIT_MAX_LIFETIME).",
+    )
+
+
+class AccessRequestFilter(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=AccessRequestStatus.choices, required=False)
+    agent = serializers.IntegerField(min_value=1, required=False, help_text="The asking agent's id.")
+
+
+class AccessRequestDecideInput(serializers.Serializer[Any]):
+    note = _text(help_text="Kept with the decision and in the audit log.")
+
+
 # --- Audit ----------------------------------------------------------------------------------
 
 
@@ -459,4 +579,5 @@ ResourcePage = page_serializer(ResourceOutput, "ResourcePage")
 GrantPage = page_serializer(GrantOutput, "GrantPage")
 DelegationPage = page_serializer(DelegationOutput, "DelegationPage")
 AgentKeyPage = page_serializer(AgentKeyOutput, "AgentKeyPage")
+AccessRequestPage = page_serializer(AccessRequestOutput, "AccessRequestPage")
 AuditEventPage = page_serializer(AuditEventOutput, "AuditEventPage")

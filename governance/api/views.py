@@ -4,14 +4,22 @@ the result through an output serializer. Reads go through the models' ``visible_
 
 Where a list and a create share a path (``agents/``), the path's view is the two operation views
 combined; each keeps its own serializers, schema and role.
+
+Agents calling with their own key or token (``governance.api.agent_auth``) see nothing and may do only
+what an operation lists in ``agent_methods`` (SPEC §9): register a sub-agent of their own, issue a key to
+one, delegate part of their token's delegation to one, rotate their own keys, and ask for access
+(``governance.api.access_requests``). Each of those operations takes an agent's own path through it.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.conf import settings
+from django.db.models import Max, Q, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -23,10 +31,12 @@ from audit.services import Actor
 from audit.verify import verify_chain
 from governance import roles, services
 from governance.api import serializers as s
+from governance.api.agent_auth import AgentPrincipal, agent_principal
 from governance.api.pagination import PARAMETERS as PAGE_PARAMETERS
 from governance.api.pagination import KeysetPagination
 from governance.api.parsers import SafeJSONParser
 from governance.api.permissions import ConsoleRole
+from governance.errors import NotAllowed, ValidationFailed
 from governance.models import Agent, AgentKey, Delegation, Grant, Human, Resource
 
 _ERRORS = {
@@ -49,9 +59,12 @@ class ApiView(APIView):
     permission_classes = [ConsoleRole]
     read_roles: tuple[str, ...] = roles.ROLES
     write_roles: tuple[str, ...] = (roles.ADMIN,)
+    # HTTP methods an agent's own credential may call; none unless an operation says so.
+    agent_methods: frozenset[str] = frozenset()
 
     def actor(self) -> Actor:
-        return Actor.user(self.request.user)
+        principal = agent_principal(self.request)
+        return Actor.agent(principal.agent) if principal is not None else Actor.user(self.request.user)
 
     def validated(self, serializer_class: type[serializers.Serializer[Any]], data: Any) -> dict[str, Any]:
         serializer = serializer_class(data=data, context={"request": self.request})
@@ -156,15 +169,39 @@ class AgentListApi(ApiView):
 
 
 class AgentCreateApi(ApiView):
+    agent_methods = frozenset({"POST"})
+
     @extend_schema(
         operation_id="agents_create",
         tags=["agents"],
         request=s.AgentCreateInput,
         responses={201: s.AgentOutput, **_CREATE_ERRORS},
+        description=(
+            "An admin registers any agent. An agent (its key or token) registers a sub-agent of its own: "
+            "`parent` is the caller and `sponsor` the caller's sponsor; naming anyone else is refused "
+            "(403 `agent_scope_exceeded`)."
+        ),
     )
     def post(self, request: Request) -> Response:
+        principal = agent_principal(request)
+        if principal is not None:
+            return self._post_as_agent(principal)
         data = self.validated(s.AgentCreateInput, request.data)
         agent = services.agent_create(actor=self.actor(), **data)
+        return Response(s.AgentOutput(agent).data, status=status.HTTP_201_CREATED)
+
+    def _post_as_agent(self, principal: AgentPrincipal) -> Response:
+        data = self.validated(s.SubAgentCreateInput, self.request.data)
+        caller = principal.agent
+        if data.pop("parent") not in (None, caller.pk):
+            raise NotAllowed(
+                "An agent may only register sub-agents of its own.", code="agent_scope_exceeded", field="parent"
+            )
+        if data.pop("sponsor") not in (None, caller.sponsor_id):
+            raise NotAllowed(
+                "A sub-agent's sponsor is its parent's sponsor.", code="agent_scope_exceeded", field="sponsor"
+            )
+        agent = services.agent_create(actor=self.actor(), parent=caller, **data)
         return Response(s.AgentOutput(agent).data, status=status.HTTP_201_CREATED)
 
 
@@ -222,17 +259,52 @@ class AgentKeyListApi(ApiView):
         return self.page(_keys(request).filter(agent=agent), s.AgentKeyOutput)
 
 
+def _sub_agent_key_expiry(principal: AgentPrincipal, requested: datetime | None) -> datetime:
+    """When a key an agent issues to its sub-agent may expire: within the configured key lifetime and
+    never after the latest of the caller's own keys, so a sub-agent cannot outlive its parent's ability
+    to act. Not bounded by a token's few minutes: the sub-agent needs its key to exchange the parent's
+    next token too."""
+    now = timezone.now()
+    own = AgentKey.objects.active(now).filter(agent=principal.agent).aggregate(latest=Max("expires_at"))["latest"]
+    own = own or principal.expires_at
+    limit, code = now + settings.CUSTOS_KEY_TTL, "lifetime_exceeds_maximum"
+    if own < limit:
+        limit, code = own, "expiry_exceeds_caller"
+    if requested is None:
+        return limit
+    if requested > limit:
+        raise ValidationFailed(
+            f"A key you issue must expire by {limit:%Y-%m-%d %H:%M} UTC (your own keys' expiry and the configured "
+            "key lifetime).",
+            code=code,
+            field="expires_at",
+        )
+    return requested
+
+
 class AgentKeyCreateApi(ApiView):
+    agent_methods = frozenset({"POST"})
+
     @extend_schema(
         operation_id="agents_keys_create",
         tags=["keys"],
         request=s.AgentKeyCreateInput,
         responses={201: s.AgentKeyCreatedOutput, **_ACTION_ERRORS},
-        description="Issue a key. The response's `secret` is the only time the full key is shown.",
+        description=(
+            "Issue a key. The response's `secret` is the only time the full key is shown. An agent may issue "
+            "keys to its direct sub-agents only (any other id is a 404); such a key expires within the "
+            "configured key lifetime and no later than the caller's own keys."
+        ),
     )
     def post(self, request: Request, pk: int) -> Response:
-        agent = get_object_or_404(_agents(request), pk=pk)
-        data = self.validated(s.AgentKeyCreateInput, request.data)
+        principal = agent_principal(request)
+        if principal is not None:
+            agent = get_object_or_404(Agent.objects.filter(parent_id=principal.agent.pk), pk=pk)
+            data = self.validated(s.AgentKeyCreateInput, request.data)
+            data["expires_at"] = _sub_agent_key_expiry(principal, data["expires_at"])
+        else:
+            agent = get_object_or_404(_agents(request), pk=pk)
+            data = self.validated(s.AgentKeyCreateInput, request.data)
         key, secret = services.agentkey_create(actor=self.actor(), agent=agent, **data)
         body = s.AgentKeyCreatedOutput(key).data | {"secret": secret}
         # The secret must not linger in any cache between here and the caller.
@@ -255,6 +327,40 @@ class KeyRevokeApi(ApiView):
         data = self.validated(s.ReasonInput, request.data)
         key = services.agentkey_revoke(actor=self.actor(), key=key, **data)
         return Response(s.AgentKeyOutput(key).data)
+
+
+class KeyRotateApi(ApiView):
+    agent_methods = frozenset({"POST"})
+
+    @extend_schema(
+        operation_id="keys_rotate",
+        tags=["keys"],
+        request=s.AgentKeyRotateInput,
+        responses={201: s.AgentKeyRotatedOutput, **_ACTION_ERRORS},
+        description=(
+            "Issue a new key for the same agent and cut the old one's life to the overlap (default "
+            "CUSTOS_KEY_ROTATION_OVERLAP), so the agent can switch without a gap. An admin rotates any key; an "
+            "agent its own keys (any other id is a 404), and its new key expires when the old one would have: "
+            "rotation renews the secret, not the agent's lifetime. The new `secret` is shown in this response only."
+        ),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        principal = agent_principal(request)
+        if principal is not None:
+            key = get_object_or_404(AgentKey.objects.filter(agent=principal.agent), pk=pk)
+        else:
+            key = get_object_or_404(_keys(request), pk=pk)
+        data = self.validated(s.AgentKeyRotateInput, request.data)
+        overlap = data["overlap_seconds"]
+        new, secret, old = services.agentkey_rotate(
+            actor=self.actor(),
+            key=key,
+            overlap=timedelta(seconds=overlap) if overlap is not None else None,
+            expires_at=key.expires_at if principal is not None else None,
+            name=data["name"],
+        )
+        body = {"key": s.AgentKeyCreatedOutput(new).data | {"secret": secret}, "previous": s.AgentKeyOutput(old).data}
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
 
 # --- Resources ------------------------------------------------------------------------------
@@ -386,6 +492,8 @@ class DelegationListApi(ApiView):
 
 
 class DelegationCreateApi(ApiView):
+    agent_methods = frozenset({"POST"})
+
     @extend_schema(
         operation_id="delegations_create",
         tags=["delegations"],
@@ -393,12 +501,55 @@ class DelegationCreateApi(ApiView):
         responses={201: s.DelegationOutput, **_CREATE_ERRORS},
         description=(
             "Give root_human for a root link, or parent for a sub-delegation to a sub-agent of the parent's "
-            "delegate. Scopes may only narrow, expiry may only shorten."
+            "delegate. Scopes may only narrow, expiry may only shorten. An agent delegates with its delegation "
+            "token only (a key alone: 403 `token_required`): `parent` must be the token's delegation "
+            "(403 `parent_not_token_delegation`), the scopes within the token's (403 `scope_not_delegated`) "
+            "and the delegate one of its own sub-agents (400 `delegate_not_sub_agent`)."
         ),
     )
     def post(self, request: Request) -> Response:
+        principal = agent_principal(request)
+        if principal is not None:
+            return self._post_as_agent(principal)
         data = self.validated(s.DelegationCreateInput, request.data)
         delegation = services.delegation_create(actor=self.actor(), **data)
+        return Response(s.DelegationOutput(delegation).data, status=status.HTTP_201_CREATED)
+
+    def _post_as_agent(self, principal: AgentPrincipal) -> Response:
+        if principal.via != "token" or principal.delegation_id is None:
+            raise NotAllowed(
+                "Delegating takes a delegation token: an agent acting as itself with its key has no delegation "
+                "to pass on. Exchange one at /oauth/token.",
+                code="token_required",
+            )
+        data = self.validated(s.SubDelegationCreateInput, self.request.data)
+        if data.pop("root_human") is not None:
+            raise NotAllowed(
+                "An agent cannot start a chain; it delegates within its own.",
+                code="agent_scope_exceeded",
+                field="root_human",
+            )
+        if data["parent"] != principal.delegation_id:
+            raise NotAllowed(
+                f"parent must be the delegation your token was issued for ({principal.delegation_id}).",
+                code="parent_not_token_delegation",
+                field="parent",
+            )
+        beyond = {scope.strip() for scope in data["scopes"]} - principal.scopes
+        if beyond:
+            raise NotAllowed(
+                f"Not in your token's scope: {', '.join(sorted(beyond))}.", code="scope_not_delegated", field="scopes"
+            )
+        # Only the caller's own sub-agents are named: any other id, existing or not, gets the same answer.
+        delegate = Agent.objects.filter(pk=data.pop("delegate"), parent_id=principal.agent.pk).first()
+        if delegate is None:
+            raise ValidationFailed(
+                "That agent is not one of your sub-agents; an agent may only delegate to its own sub-agents.",
+                code="delegate_not_sub_agent",
+                field="delegate",
+            )
+        data["parent"] = Delegation.objects.get(pk=principal.delegation_id)
+        delegation = services.delegation_create(actor=self.actor(), delegate=delegate, **data)
         return Response(s.DelegationOutput(delegation).data, status=status.HTTP_201_CREATED)
 
 

@@ -11,8 +11,19 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from governance import services
-from governance.models import Agent, AgentKey, ApiToken, Delegation, Grant, Human, HumanStatus, Resource
+from audit.services import Actor
+from governance import jit, services
+from governance.models import (
+    AccessRequest,
+    Agent,
+    AgentKey,
+    ApiToken,
+    Delegation,
+    Grant,
+    Human,
+    HumanStatus,
+    Resource,
+)
 from tests import factories
 
 
@@ -39,6 +50,7 @@ class World:
     other_grant: Grant
     other_delegation: Delegation
     other_key: AgentKey
+    access_request: AccessRequest  # by ``agent``, pending, decided by ``mine`` (the reviewer)
 
     def client(self, role: str) -> APIClient:
         """A client calling as ``role`` with a real personal API token; "anonymous" sends none."""
@@ -82,6 +94,9 @@ def build_world() -> World:
 
     other = factories.make_chain(depth=1)
     other_key, _ = factories.make_key(other["agents"][0])
+    access_request = jit.access_request_create(
+        actor=Actor.agent(agent), agent=agent, scope=resource.scope("write"), justification="to file the report"
+    )
     return World(
         users=users,
         tokens=tokens,
@@ -101,6 +116,7 @@ def build_world() -> World:
         other_grant=Grant.objects.filter(holder_human=other["human"]).first(),  # type: ignore[arg-type]
         other_delegation=other["links"][0],
         other_key=other_key,
+        access_request=access_request,
     )
 
 
@@ -110,13 +126,14 @@ def snapshot() -> dict[str, Any]:
     return {
         "counts": {
             model.__name__: model.objects.count()
-            for model in (Human, Agent, Resource, Grant, Delegation, AgentKey, ApiToken, AuditEvent)
+            for model in (Human, Agent, Resource, Grant, Delegation, AgentKey, ApiToken, AccessRequest, AuditEvent)
         },
         "humans": sorted(Human.objects.values_list("id", "status")),
         "agents": sorted(Agent.objects.values_list("id", "status")),
         "grants": sorted(Grant.objects.values_list("id", "status")),
         "delegations": sorted(Delegation.objects.values_list("id", "status")),
-        "keys": sorted(AgentKey.objects.values_list("id", "revoked_at")),
+        "keys": sorted(AgentKey.objects.values_list("id", "revoked_at", "expires_at")),
+        "access_requests": sorted(AccessRequest.objects.values_list("id", "status")),
     }
 
 

@@ -14,7 +14,7 @@ from tests.api.support import ROLES, World, in_a_day, in_an_hour, snapshot
 
 pytestmark = pytest.mark.django_db
 
-READ, WRITE, AUDIT = "read", "write", "audit"
+READ, WRITE, AUDIT, DECIDE, AGENT_ONLY = "read", "write", "audit", "decide", "agent only"
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         "post", lambda w: f"agents/{w.agent.pk}/keys/", WRITE, lambda w: {"name": "ci"}, created=True
     ),
     "key revoke": Endpoint("post", lambda w: f"keys/{w.key.pk}/revoke/", WRITE, lambda w: {"reason": "leaked"}),
+    "key rotate": Endpoint("post", lambda w: f"keys/{w.key.pk}/rotate/", WRITE, created=True),
     "resources list": Endpoint("get", lambda w: "resources/", READ),
     "resources create": Endpoint(
         "post",
@@ -86,6 +87,16 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "delegation detail": Endpoint("get", lambda w: f"delegations/{w.delegation.pk}/", READ),
     "delegation revoke": Endpoint("post", lambda w: f"delegations/{w.delegation.pk}/revoke/", WRITE),
+    "access requests list": Endpoint("get", lambda w: "access-requests/", READ),
+    "access requests create": Endpoint(
+        "post",
+        lambda w: "access-requests/",
+        AGENT_ONLY,
+        lambda w: {"scope": w.resource.scope("write"), "justification": "t"},
+    ),
+    "access request detail": Endpoint("get", lambda w: f"access-requests/{w.access_request.pk}/", READ),
+    "access request approve": Endpoint("post", lambda w: f"access-requests/{w.access_request.pk}/approve/", DECIDE),
+    "access request deny": Endpoint("post", lambda w: f"access-requests/{w.access_request.pk}/deny/", DECIDE),
     "audit events": Endpoint("get", lambda w: "audit/events/", AUDIT),
     "audit verify": Endpoint("get", lambda w: "audit/verify/", AUDIT),
 }
@@ -95,6 +106,9 @@ ALLOWED = {
     READ: {"admin", "reviewer", "auditor"},
     WRITE: {"admin"},
     AUDIT: {"admin", "auditor"},
+    # The reviewer is linked to the human who sponsors the asking agent, and so decides its requests.
+    DECIDE: {"admin", "reviewer"},
+    AGENT_ONLY: set(),  # agents ask for access (tests/api/test_access_requests.py); people decide
 }
 
 
@@ -123,7 +137,7 @@ def test_each_role_gets_exactly_what_its_role_allows(world: World, name: str, ro
         assert snapshot() == before
     if role == "anonymous":
         assert response["WWW-Authenticate"].startswith("Bearer")
-    if endpoint.kind != WRITE:
+    if endpoint.kind not in (WRITE, DECIDE):
         # Reading never writes, not even an audit event.
         assert snapshot() == before
     elif response.status_code < 300:

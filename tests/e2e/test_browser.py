@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from django.test import override_settings
 from django.urls import reverse
 from playwright.sync_api import Browser, expect, sync_playwright
 
@@ -17,21 +16,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "a-browser-test-password"
-
-
-@pytest.fixture(scope="session")
-def _plain_http_server() -> Iterator[None]:
-    # The live server speaks plain HTTP. Production settings redirect to HTTPS and mark cookies Secure,
-    # and the security middleware reads the redirect setting once, when the server starts: so this
-    # must be in force before the (session-wide) live server is, not only during the test.
-    with override_settings(SECURE_SSL_REDIRECT=False, SESSION_COOKIE_SECURE=False, CSRF_COOKIE_SECURE=False):
-        yield
-
-
-@pytest.fixture(scope="session")
-def live_server(_plain_http_server: None, django_db_setup: None, live_server: Any) -> Any:
-    # Depending on the test database makes the server stop before the database is dropped.
-    return live_server
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@
 
 A handful of the organisation's agents get fresh short-lived keys (audited like any other key), then
 each loops: exchange its delegation for a token, check tool calls with intents, now and then spawn a
-sub-agent and delegate part of its access to it, sometimes drift outside its scopes, and sometimes ask
-for access it lacks. ``make run`` starts it beside the server so the console shows decisions as they
+sub-agent and delegate part of its access to it, sometimes drift outside its scopes and then ask for the
+access it lacked, poll its requests and use what people approve in the console, and once in a while
+rotate its key. ``make run`` starts it beside the server so the console shows decisions as they
 happen. Everything goes through ``custos_client``, the same client an agent would use.
 """
 
@@ -23,7 +24,7 @@ from django.utils import timezone
 from audit.services import Actor
 from custos_client import CustosClient, CustosError, Token
 from governance.models import Agent, AgentStatus, Delegation, Resource
-from governance.selectors import delegation_usability
+from governance.selectors import delegation_usability, human_held_scopes
 from governance.services import agentkey_create
 
 INTENTS = {
@@ -40,13 +41,17 @@ SIMULATOR = Actor.system("agent simulator")
 class SimAgent:
     agent_id: int
     name: str
-    key: str
+    key_id: int
     delegation_id: int
     scopes: list[str]
     out_of_scope: list[str]
+    # Held by the human it acts for but not delegated to it: what a person can approve when asked.
+    askable: list[str]
     client: CustosClient
     token: Token | None = None
     sub_agents: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)  # ids of its access requests not yet answered
+    asked: bool = False
 
 
 class Command(BaseCommand):
@@ -60,7 +65,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=7)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        rng = random.Random(options["seed"])
+        rng = random.Random(options["seed"])  # noqa: S311 - a simulation, not cryptography
         self._wait_for(options["url"])
         sims = self._prepare(options["url"], options["agents"], rng)
         if not sims:
@@ -69,7 +74,11 @@ class Command(BaseCommand):
         self.stdout.write(f"simulating {len(sims)} agents against {options['url']}: " + ", ".join(s.name for s in sims))
         stop = threading.Event()
         threads = [
-            threading.Thread(target=self._run, args=(sim, options["interval"], random.Random(rng.random()), stop), daemon=True)
+            threading.Thread(
+                target=self._run,
+                args=(sim, options["interval"], random.Random(rng.random()), stop),  # noqa: S311
+                daemon=True,
+            )
             for sim in sims
         ]
         for thread in threads:
@@ -101,7 +110,12 @@ class Command(BaseCommand):
         catalogue = [r.scope(a) for r in Resource.objects.all() for a in r.actions]
         candidates = list(
             Delegation.objects.active()
-            .filter(parent__isnull=True, delegate__status=AgentStatus.ACTIVE, delegate__parent__isnull=True, max_depth__gte=1)
+            .filter(
+                parent__isnull=True,
+                delegate__status=AgentStatus.ACTIVE,
+                delegate__parent__isnull=True,
+                max_depth__gte=1,
+            )
             .select_related("delegate", "root_human")
             .order_by("id")
         )
@@ -114,7 +128,7 @@ class Command(BaseCommand):
             if not delegation_usability(delegation).usable:
                 continue
             agent: Agent = delegation.delegate
-            _, secret = agentkey_create(
+            key, secret = agentkey_create(
                 actor=SIMULATOR, agent=agent, name="simulator", expires_at=timezone.now() + timedelta(hours=12)
             )
             seen.add(agent.pk)
@@ -122,10 +136,11 @@ class Command(BaseCommand):
                 SimAgent(
                     agent_id=agent.pk,
                     name=agent.name,
-                    key=secret,
+                    key_id=key.pk,
                     delegation_id=delegation.pk,
                     scopes=list(delegation.scopes),
                     out_of_scope=[s for s in catalogue if s not in delegation.scopes][:20],
+                    askable=sorted(human_held_scopes(delegation.root_human) - set(delegation.scopes))[:20],
                     client=CustosClient(url, agent_key=secret),
                 )
             )
@@ -150,14 +165,35 @@ class Command(BaseCommand):
             sim.token = sim.client.exchange_delegation(sim.delegation_id)
         session = uuid.uuid4().hex[:12]
         roll = rng.random()
-        if roll < 0.08 and sim.out_of_scope:
-            # Drift: the agent strays outside what it was delegated, several times in a row.
-            scope = rng.choice(sim.out_of_scope)
-            for _ in range(rng.randint(2, 6)):
+        if roll < 0.12 and sim.out_of_scope:
+            # Drift: the agent strays outside what it was delegated, several times in a row, and then
+            # asks for the access it was refused, as an agent stuck mid-task would (the first time
+            # always, so the console has a request to show early; later, half the time).
+            scope = rng.choice(sim.askable if sim.askable and rng.random() < 0.5 else sim.out_of_scope)
+            for _ in range(rng.randint(3, 6)):
                 self._check(sim, sim.token.access_token, scope, rng, session, intent="explore other systems")
-        elif roll < 0.12 and sim.out_of_scope:
-            scope = rng.choice(sim.out_of_scope)
-            sim.client.request_access(
+            if not sim.asked or rng.random() < 0.5:
+                # Mostly for something the human could grant; now and then for what they cannot.
+                wanted = scope if scope in sim.askable or not sim.askable or rng.random() < 0.2 else None
+                self._request_access(sim, wanted or rng.choice(sim.askable), session)
+        elif roll < 0.20 and sim.pending:
+            self._poll(sim, rng, session)
+        elif roll < 0.28 and len(sim.sub_agents) < 2 and sim.scopes:
+            self._spawn(sim, rng)
+        elif roll < 0.29:
+            # Its own key, renewed: the old one keeps working for a minute while the new one takes over.
+            sim.key_id = sim.client.rotate_key(sim.key_id, overlap_seconds=60).id
+        elif sim.sub_agents and roll < 0.50:
+            self._sub_agent_step(sim, rng, session)
+        else:
+            for _ in range(rng.randint(1, 3)):
+                self._check(sim, sim.token.access_token, rng.choice(sim.scopes), rng, session)
+
+    def _request_access(self, sim: SimAgent, scope: str, session: str) -> None:
+        assert sim.token is not None
+        sim.asked = True
+        try:
+            request = sim.client.request_access(
                 scope,
                 justification="needed to finish the current task",
                 intent=f"complete the task that needs {scope}",
@@ -165,16 +201,32 @@ class Command(BaseCommand):
                 duration_seconds=900,
                 token=sim.token.access_token,
             )
-        elif roll < 0.20 and len(sim.sub_agents) < 2 and len(sim.scopes) >= 1:
-            self._spawn(sim, rng)
-        elif sim.sub_agents and roll < 0.45:
-            self._sub_agent_step(sim, rng, session)
-        else:
-            for _ in range(rng.randint(1, 3)):
-                self._check(sim, sim.token.access_token, rng.choice(sim.scopes), rng, session)
+        except CustosError as exc:
+            if exc.code != "duplicate_request":  # already asked and waiting: nothing more to do
+                raise
+            return
+        sim.pending.append(request.id)
+
+    def _poll(self, sim: SimAgent, rng: random.Random, session: str) -> None:
+        """Look at one unanswered request; once a person approved it in the console, use it."""
+        request = sim.client.access_request(sim.pending[0])
+        if request.status == "pending":
+            sim.pending.append(sim.pending.pop(0))  # look at the next one next time
+            return
+        sim.pending.pop(0)
+        if request.status == "approved" and request.resulting_delegation is not None:
+            granted = sim.client.exchange_delegation(request.resulting_delegation)
+            self._check(sim, granted.access_token, request.scope, rng, session, intent="finish the task, as approved")
 
     def _check(
-        self, sim: SimAgent, token: str, scope: str, rng: random.Random, session: str, intent: str = "", parent: str = ""
+        self,
+        sim: SimAgent,
+        token: str,
+        scope: str,
+        rng: random.Random,
+        session: str,
+        intent: str = "",
+        parent: str = "",
     ) -> str:
         resource, _, action = scope.partition(":")
         request_id = uuid.uuid4().hex[:12]
@@ -193,8 +245,12 @@ class Command(BaseCommand):
     def _spawn(self, sim: SimAgent, rng: random.Random) -> None:
         assert sim.token is not None
         role = rng.choice(["researcher", "summariser", "checker", "drafter"])
-        sub = sim.client.spawn_sub_agent(f"{sim.name}-{role}-{len(sim.sub_agents) + 1}", purpose=f"{role} for {sim.name}")
-        key = sim.client.issue_sub_agent_key(int(sub["id"]))
+        sub = sim.client.spawn_sub_agent(
+            f"{sim.name}-{role}-{len(sim.sub_agents) + 1}",
+            purpose=f"{role} for {sim.name}",
+            token=sim.token.access_token,
+        )
+        key = sim.client.issue_sub_agent_key(int(sub["id"]), token=sim.token.access_token)
         scopes = rng.sample(sim.scopes, k=max(1, len(sim.scopes) // 2))
         sim.client.delegate(
             token=sim.token.access_token,
@@ -204,13 +260,22 @@ class Command(BaseCommand):
             expires_in=3600,
             purpose=f"{role} work delegated by {sim.name}",
         )
-        sim.sub_agents.append({"id": int(sub["id"]), "scopes": scopes, "client": CustosClient(sim.client.base_url, agent_key=key)})
+        sub_client = CustosClient(sim.client.base_url, agent_key=key)
+        sim.sub_agents.append({"id": int(sub["id"]), "scopes": scopes, "client": sub_client})
 
     def _sub_agent_step(self, sim: SimAgent, rng: random.Random, session: str) -> None:
         assert sim.token is not None
         sub = rng.choice(sim.sub_agents)
         client: CustosClient = sub["client"]
-        token = client.exchange_parent_token(sim.token.access_token)
+        try:
+            token = client.exchange_parent_token(sim.token.access_token)
+        except CustosError as exc:
+            if exc.code not in ("invalid_grant", "invalid_client"):
+                raise
+            # Its delegation or key has run out (or was revoked in the console): retire it; the parent
+            # spawns a fresh one later.
+            sim.sub_agents.remove(sub)
+            return
         parent_request = self._check(sim, sim.token.access_token, rng.choice(sim.scopes), rng, session)
         for _ in range(rng.randint(1, 3)):
             resource, _, action = rng.choice(sub["scopes"]).partition(":")
