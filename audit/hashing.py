@@ -44,5 +44,21 @@ def content_digest(
     return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
 
 
+def event_digest(event: Any) -> str:
+    """The content digest of an event (saved or not): the one place its fields are listed."""
+    return content_digest(
+        occurred_at=event.occurred_at,
+        actor_kind=event.actor_kind,
+        actor_id=event.actor_id,
+        actor_label=event.actor_label,
+        on_behalf_of=event.on_behalf_of,
+        action=event.action,
+        target_type=event.target_type,
+        target_id=event.target_id,
+        target_label=event.target_label,
+        context=event.context,
+    )
+
+
 def chain_hash(seq: int, prev_hash: str, digest: str) -> str:
     return hashlib.sha256(f"{seq}|{prev_hash}|{digest}".encode("ascii")).hexdigest()

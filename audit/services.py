@@ -12,7 +12,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.hashing import chain_hash, content_digest
+from audit.hashing import chain_hash, event_digest
 from audit.models import ActorKind, AuditEvent, ChainHead
 
 
@@ -132,18 +132,7 @@ def audit_append(
         target_label=target.label[:200],
         context=_plain_json(context or {}),
     )
-    digest = content_digest(
-        occurred_at=event.occurred_at,
-        actor_kind=event.actor_kind,
-        actor_id=event.actor_id,
-        actor_label=event.actor_label,
-        on_behalf_of=event.on_behalf_of,
-        action=event.action,
-        target_type=event.target_type,
-        target_id=event.target_id,
-        target_label=event.target_label,
-        context=event.context,
-    )
+    digest = event_digest(event)
     if connection.vendor == "postgresql" and connection.get_autocommit():
         # Outside any transaction (the runtime check) the one statement is its own transaction: atomic
         # by itself, committed with its own round trip, saving the BEGIN and COMMIT round trips.

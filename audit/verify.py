@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import rfc8785
 from django.db.models import Max
 
-from audit.hashing import chain_hash, content_digest
+from audit.hashing import chain_hash, event_digest
 from audit.models import GENESIS_HASH, AuditEvent, ChainHead
 
 BATCH = 2000
@@ -32,18 +32,7 @@ class VerifyResult:
 
 
 def _recomputed_hash(event: AuditEvent) -> str:
-    digest = content_digest(
-        occurred_at=event.occurred_at,
-        actor_kind=event.actor_kind,
-        actor_id=event.actor_id,
-        actor_label=event.actor_label,
-        on_behalf_of=event.on_behalf_of,
-        action=event.action,
-        target_type=event.target_type,
-        target_id=event.target_id,
-        target_label=event.target_label,
-        context=event.context,
-    )
+    digest = event_digest(event)
     return chain_hash(event.seq, event.prev_hash, digest)
 
 

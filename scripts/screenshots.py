@@ -18,6 +18,8 @@ PAGES = [
     ("agents", "/agents/"),
     ("agent", None),  # the first agent with sub-agents, found from the list
     ("delegations", "/delegations/"),
+    ("access-requests", "/access-requests/"),
+    ("drift", "/drift/"),
     ("audit", "/audit/"),
 ]
 
@@ -44,7 +46,8 @@ def main() -> None:
         page.wait_for_load_state("networkidle")
         for name, path in PAGES:
             if path is None:
-                page.goto(f"{args.url}/agents/?kind=top")
+                # The agent with the most recent runtime decision, as the live panel lists them.
+                page.goto(f"{args.url}/")
                 links = page.eval_on_selector_all("a[href^='/agents/']", "els => els.map(e => e.getAttribute('href'))")
                 path = next((h for h in links if re.fullmatch(r"/agents/\d+/", h or "")), "/agents/")
             page.goto(f"{args.url}{path}")

@@ -18,7 +18,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from audit.hashing import chain_hash, content_digest
+from audit.hashing import chain_hash, content_digest, event_digest
 from audit.models import GENESIS_HASH, AuditEvent, ChainHead
 from audit.services import Actor, Target, audit_append
 from audit.verify import VerifyResult, verify_chain
@@ -88,18 +88,7 @@ def test_appends_form_one_linear_chain(events: list[AuditEvent]) -> None:
 
 def test_each_hash_is_the_documented_computation_over_the_stored_content(events: list[AuditEvent]) -> None:
     for event in AuditEvent.objects.order_by("seq"):
-        digest = content_digest(
-            occurred_at=event.occurred_at,
-            actor_kind=event.actor_kind,
-            actor_id=event.actor_id,
-            actor_label=event.actor_label,
-            on_behalf_of=event.on_behalf_of,
-            action=event.action,
-            target_type=event.target_type,
-            target_id=event.target_id,
-            target_label=event.target_label,
-            context=event.context,
-        )
+        digest = event_digest(event)
         # Computed by PostgreSQL at append time, recomputed here in Python: the two must agree.
         assert event.hash == chain_hash(event.seq, event.prev_hash, digest)
 
