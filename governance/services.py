@@ -39,6 +39,7 @@ from governance.models import (
     make_scope,
 )
 from governance.selectors import (
+    agent_descendant_ids,
     delegation_usability,
     human_held_scopes,
 )
@@ -261,7 +262,21 @@ def agent_update(
 
 @transaction.atomic
 def agent_suspend(*, actor: Actor, agent: Agent, reason: str = "") -> Agent:
-    return _agent_set_status(actor=actor, agent=agent, status=AgentStatus.SUSPENDED, reason=reason)
+    """Suspend an agent and every active sub-agent below it (one event each): what an agent spawned
+    must not keep acting, with its own key or a delegation of its own, while the agent is stopped.
+    Reactivation is one agent at a time, from the top down."""
+    suspended = _agent_set_status(actor=actor, agent=agent, status=AgentStatus.SUSPENDED, reason=reason)
+    below = Agent.objects.filter(pk__in=agent_descendant_ids(suspended), status=AgentStatus.ACTIVE).order_by(
+        "depth", "id"
+    )
+    for sub_agent in below:
+        _agent_set_status(
+            actor=actor,
+            agent=sub_agent,
+            status=AgentStatus.SUSPENDED,
+            reason=f"parent agent {suspended.name} suspended",
+        )
+    return suspended
 
 
 @transaction.atomic
@@ -269,6 +284,13 @@ def agent_reactivate(*, actor: Actor, agent: Agent, reason: str = "") -> Agent:
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     if agent.status == AgentStatus.OFFBOARDED:
         raise Conflict("An offboarded agent cannot come back; register a new one.", code="agent_offboarded")
+    if agent.parent_id is not None and agent.status != AgentStatus.ACTIVE:
+        parent = Agent.objects.get(pk=agent.parent_id)
+        if parent.status != AgentStatus.ACTIVE:
+            raise Conflict(
+                f"Its parent agent {parent.name} is {parent.status}; reactivate the parent first.",
+                code="parent_inactive",
+            )
     return _agent_set_status(actor=actor, agent=agent, status=AgentStatus.ACTIVE, reason=reason)
 
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from governance import credentials
-from governance.models import AgentKey, Delegation, DelegationStatus
+from governance.models import Agent, AgentKey, Delegation, DelegationStatus
 from tests import factories
 from tests.api.support import World, in_a_day, in_an_hour
 
@@ -295,8 +295,11 @@ def test_audit_events_filter_by_action_actor_and_target(world: World) -> None:
     by_actor = _get(world, f"audit/events/?actor_kind=user&actor_id={admin_id}", role="auditor").json()["results"]
     by_target = _get(world, f"audit/events/?target_type=agent&target_id={world.agent.pk}").json()["results"]
 
-    assert [e["target_id"] for e in by_action] == [str(world.agent.pk), str(world.suspended_agent.pk)]
-    assert [e["action"] for e in by_actor] == ["agent.suspend"]
+    below = set(Agent.objects.filter(parent=world.agent).values_list("pk", flat=True))
+    assert [e["target_id"] for e in by_action][-2:] == [str(world.agent.pk), str(world.suspended_agent.pk)]
+    assert {e["target_id"] for e in by_action[:-2]} == {str(pk) for pk in below}
+    # Suspending an agent suspends its sub-agents too, each with its own event.
+    assert {e["action"] for e in by_actor} == {"agent.suspend"}
     assert by_target[0]["action"] == "agent.suspend"
     assert {e["target_id"] for e in by_target} == {str(world.agent.pk)}
 

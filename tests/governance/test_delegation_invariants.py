@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.db import IntegrityError, transaction
+from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -20,6 +21,7 @@ from governance.errors import Conflict, DomainError, ValidationFailed
 from governance.models import (
     Agent,
     AgentKey,
+    AgentStatus,
     Delegation,
     DelegationStatus,
     Grant,
@@ -495,6 +497,8 @@ def test_usability_reports_an_inactive_agent_on_the_chain(org: Org) -> None:
     services.agent_suspend(actor=SYSTEM, agent=org.top)
     assert usability_reason(child) == Reason.AGENT_INACTIVE
     services.agent_reactivate(actor=SYSTEM, agent=org.top)
+    assert usability_reason(child) == Reason.AGENT_INACTIVE  # the sub-agent was suspended with it
+    services.agent_reactivate(actor=SYSTEM, agent=org.sub)
     assert usability_reason(child) == Reason.ALLOWED
     services.agent_suspend(actor=SYSTEM, agent=org.sub)
     assert usability_reason(child) == Reason.AGENT_INACTIVE
@@ -775,3 +779,45 @@ def test_a_key_expires_by_default_and_never_past_the_maximum(
 def test_keys_go_to_active_agents_only(org: Org) -> None:
     services.agent_suspend(actor=SYSTEM, agent=org.other)
     refused("agent_inactive", lambda: make_key(org.other))
+
+
+def test_suspending_an_agent_suspends_every_sub_agent_below_it_and_their_checks_deny() -> None:
+    top = make_agent()
+    child = make_agent(parent=top)
+    grandchild = make_agent(parent=child)
+    resource = make_resource()
+    make_grant(grandchild, resource, "read")
+    _, secret = make_key(grandchild)
+    before = AuditEvent.objects.filter(action="agent.suspend").count()
+
+    services.agent_suspend(actor=SYSTEM, agent=top, reason="incident")
+
+    for agent in (top, child, grandchild):
+        agent.refresh_from_db()
+        assert agent.status == AgentStatus.SUSPENDED
+    assert AuditEvent.objects.filter(action="agent.suspend").count() == before + 3
+    answer = (
+        Client()
+        .post(
+            "/api/v1/check",
+            {"action": "read", "resource": resource.name},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {secret}",
+        )
+        .json()
+    )
+    assert (answer["decision"], answer["reason"]) == ("deny", "agent_inactive")
+
+
+def test_a_sub_agent_cannot_be_reactivated_while_its_parent_is_suspended() -> None:
+    top = make_agent()
+    child = make_agent(parent=top)
+    services.agent_suspend(actor=SYSTEM, agent=top)
+
+    with pytest.raises(Conflict) as refused:
+        services.agent_reactivate(actor=SYSTEM, agent=child)
+    assert refused.value.code == "parent_inactive"
+    services.agent_reactivate(actor=SYSTEM, agent=top)
+    services.agent_reactivate(actor=SYSTEM, agent=child)
+    child.refresh_from_db()
+    assert child.status == AgentStatus.ACTIVE

@@ -372,9 +372,20 @@ class Run:
 
     def _suspend(self, op: Suspend) -> None:
         services.agent_suspend(actor=SYSTEM, agent=self.world.agents[op.agent])
-        self.model.suspended.add(op.agent)
+        # Suspension reaches every sub-agent below the agent.
+        below, frontier = {op.agent}, {op.agent}
+        while frontier:
+            frontier = {name for name, parent in AGENTS.items() if parent in frontier}
+            below |= frontier
+        self.model.suspended |= below
 
     def _reactivate(self, op: Reactivate) -> None:
+        parent = AGENTS[op.agent]
+        if parent is not None and parent in self.model.suspended and op.agent in self.model.suspended:
+            with pytest.raises(DomainError) as refused:  # the parent must come back first
+                services.agent_reactivate(actor=SYSTEM, agent=self.world.agents[op.agent])
+            assert refused.value.code == "parent_inactive"
+            return
         services.agent_reactivate(actor=SYSTEM, agent=self.world.agents[op.agent])
         self.model.suspended.discard(op.agent)
 
