@@ -540,6 +540,8 @@ class DelegationToken(models.Model):
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="tokens")
     delegation = models.ForeignKey(Delegation, on_delete=models.PROTECT, related_name="tokens")
     parent_token = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    # The key the agent presented as the actor token: revoking a leaked key revokes what it obtained.
+    agent_key = models.ForeignKey(AgentKey, null=True, blank=True, on_delete=models.PROTECT, related_name="tokens")
     scopes = models.JSONField()
     audience = models.CharField(max_length=200)
     signing_key = models.ForeignKey(SigningKey, on_delete=models.PROTECT, related_name="+")

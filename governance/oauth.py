@@ -127,6 +127,11 @@ class IssuedToken:
 def authenticate_agent_key(presented: str, at: datetime) -> Agent:
     """The agent behind a presented key, or OAuthError(invalid_client). Inactive agents and
     sponsors fail the same way as a wrong key: the caller learns nothing it could probe."""
+    return authenticate_agent_key_id(presented, at)[0]
+
+
+def authenticate_agent_key_id(presented: str, at: datetime) -> tuple[Agent, int]:
+    """As ``authenticate_agent_key``, with the id of the key that was presented."""
     prefix = credentials.parse_prefix("ck", presented)
     loaded = load_key_state(prefix, "", "", at) if prefix else None
     if loaded is None or not credentials.matches(presented, loaded[0]):
@@ -134,7 +139,7 @@ def authenticate_agent_key(presented: str, at: datetime) -> Agent:
     outcome = decide_key(loaded[1], frozenset(), at)
     if not outcome.allowed:
         raise OAuthError("invalid_client", f"the agent key cannot be used: {outcome.reason}", status=401)
-    return Agent.objects.get(pk=loaded[1].agent_id)
+    return Agent.objects.get(pk=loaded[1].agent_id), loaded[1].key_id
 
 
 def _requested_scopes(scope: str | None, allowed: frozenset[str]) -> frozenset[str]:
@@ -183,7 +188,7 @@ def token_exchange(
         raise OAuthError("invalid_request", f"actor_token_type must be {TOKEN_TYPE_AGENT_KEY}")
     if subject_token_type not in SUBJECT_TOKEN_TYPES:
         raise OAuthError("invalid_request", f"subject_token_type must be one of {', '.join(SUBJECT_TOKEN_TYPES)}")
-    agent = authenticate_agent_key(actor_token, at)
+    agent, key_id = authenticate_agent_key_id(actor_token, at)
     aud = _audience(audience)
     parent_token: DelegationToken | None = None
     parent_scopes: frozenset[str] | None = None
@@ -257,6 +262,7 @@ def token_exchange(
         agent=agent,
         delegation=delegation,
         parent_token=parent_token,
+        agent_key_id=key_id,
         scopes=sorted(wanted),
         audience=aud,
         signing_key=key,
@@ -320,32 +326,6 @@ def token_introspect(token: str) -> dict[str, Any]:
         "act": claims["act"],
         "delegation_id": claims.get("delegation_id"),
     }
-
-
-@transaction.atomic
-def token_revoke(*, actor: Actor, jti: str, reason: str = "") -> list[DelegationToken]:
-    """Revoke a token and every token derived from it (sub-agents' exchanges), one event each."""
-    now = timezone.now()
-    revoked: list[DelegationToken] = []
-    frontier = list(DelegationToken.objects.select_for_update().filter(jti=jti, revoked_at__isnull=True))
-    while frontier:
-        for record in frontier:
-            record.revoked_at = now
-            record.revoked_reason = reason if record.jti == jti else f"parent token {jti} revoked"
-            record.save(update_fields=["revoked_at", "revoked_reason"])
-            audit_append(
-                actor=actor,
-                action="token.revoke",
-                target=Target(type="delegationtoken", id=record.jti, label="delegation token"),
-                context={"reason": record.revoked_reason, "agent": record.agent_id, "delegation": record.delegation_id},
-            )
-            revoked.append(record)
-        frontier = list(
-            DelegationToken.objects.select_for_update().filter(
-                parent_token__in=[r.pk for r in frontier], revoked_at__isnull=True
-            )
-        )
-    return revoked
 
 
 def token_owner_may_revoke(agent: Agent, record: DelegationToken) -> bool:

@@ -29,8 +29,8 @@ from governance.oauth import (
     token_exchange,
     token_introspect,
     token_owner_may_revoke,
-    token_revoke,
 )
+from governance.services import token_revoke
 
 log = logging.getLogger(__name__)
 

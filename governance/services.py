@@ -27,6 +27,7 @@ from governance.models import (
     ApiToken,
     Delegation,
     DelegationStatus,
+    DelegationToken,
     Grant,
     GrantSource,
     GrantStatus,
@@ -730,7 +731,38 @@ def agentkey_revoke(*, actor: Actor, key: AgentKey, reason: str = "") -> AgentKe
         target=Target(type="agentkey", id=str(key.pk), label=f"{key.agent.name} {key.display}"),
         context={"agent": key.agent_id, "prefix": key.prefix, "reason": key.revoked_reason},
     )
+    # A leaked key's tokens must not outlive it: revoke every token it obtained that is still live
+    # (and, through token_revoke, the tokens derived from them).
+    live = DelegationToken.objects.filter(agent_key=key, revoked_at__isnull=True, expires_at__gt=key.revoked_at)
+    for jti in live.values_list("jti", flat=True):
+        token_revoke(actor=actor, jti=jti, reason=f"agent key {key.display} revoked")
     return key
+
+
+@transaction.atomic
+def token_revoke(*, actor: Actor, jti: str, reason: str = "") -> list[DelegationToken]:
+    """Revoke a token and every token derived from it (sub-agents' exchanges), one event each."""
+    now = timezone.now()
+    revoked: list[DelegationToken] = []
+    frontier = list(DelegationToken.objects.select_for_update().filter(jti=jti, revoked_at__isnull=True))
+    while frontier:
+        for record in frontier:
+            record.revoked_at = now
+            record.revoked_reason = reason if record.jti == jti else f"parent token {jti} revoked"
+            record.save(update_fields=["revoked_at", "revoked_reason"])
+            audit_append(
+                actor=actor,
+                action="token.revoke",
+                target=Target(type="delegationtoken", id=record.jti, label="delegation token"),
+                context={"reason": record.revoked_reason, "agent": record.agent_id, "delegation": record.delegation_id},
+            )
+            revoked.append(record)
+        frontier = list(
+            DelegationToken.objects.select_for_update().filter(
+                parent_token__in=[r.pk for r in frontier], revoked_at__isnull=True
+            )
+        )
+    return revoked
 
 
 # --- Console API tokens ---------------------------------------------------------------------

@@ -224,7 +224,7 @@ def _revoked_key(world: World, caller: Caller) -> str:
 
 def _revoked_token(world: World, caller: Caller) -> str:
     jti = oauth.token_introspect(caller.token)["jti"]
-    oauth.token_revoke(actor=factories.SYSTEM, jti=jti)
+    services.token_revoke(actor=factories.SYSTEM, jti=jti)
     return caller.token
 
 

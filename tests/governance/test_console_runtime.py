@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from governance import jit, oauth, runtime, services
+from governance import jit, runtime, services
 from governance.models import (
     AccessRequest,
     AccessRequestStatus,
@@ -504,7 +504,7 @@ def test_the_agent_page_lists_tokens_in_force_and_when_each_key_was_last_used(ad
     assert len(tokens) == 1
     factories.make_token(factories.make_key(top)[1], chain["links"][0])
     revoked = DelegationToken.objects.filter(agent=top).exclude(pk=tokens[0].pk).get()
-    oauth.token_revoke(actor=factories.SYSTEM, jti=revoked.jti, reason="leaked")
+    services.token_revoke(actor=factories.SYSTEM, jti=revoked.jti, reason="leaked")
     for credential in (issued["tokens"][0], issued["keys"][0]):
         runtime.check(credential=credential, action="read", resource=chain["resource"].name, context={})
     usage.flush()  # last use is buffered in memory and written in batches

@@ -359,7 +359,7 @@ def test_the_token_endpoint_takes_form_encoding_only(c: Chain) -> None:
 def test_a_revoked_parent_token_cannot_be_exchanged(c: Chain) -> None:
     parent = top_token(c)
     jti = jwt.decode(parent, options={"verify_signature": False})["jti"]
-    oauth.token_revoke(actor=SYSTEM, jti=jti, reason="test")
+    services.token_revoke(actor=SYSTEM, jti=jti, reason="test")
     assert_oauth_error(exchange(c.keys[1], parent), "invalid_grant")
 
 

@@ -11,9 +11,10 @@ import time_machine
 from django.test import Client
 from django.utils import timezone
 
-from governance import tokens
-from governance.models import SigningKey
-from tests.factories import make_chain, make_chain_tokens
+from audit.models import AuditEvent
+from governance import services, tokens
+from governance.models import AgentKey, SigningKey
+from tests.factories import SYSTEM, make_chain, make_chain_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -45,3 +46,20 @@ def test_a_token_re_signed_with_a_later_exp_is_refused_once_its_recorded_expiry_
         answer = _check(client, forged, resource)
     assert answer["decision"] == "deny"
     assert answer["reason"] == "credential_expired"
+
+
+def test_revoking_a_leaked_agent_key_revokes_the_tokens_it_obtained_and_those_derived_from_them() -> None:
+    chain = make_chain(depth=2)
+    issued = make_chain_tokens(chain)
+    first_agent_key = AgentKey.objects.filter(agent=chain["agents"][0]).get()
+    resource = chain["resource"].name
+    client = Client()
+    assert _check(client, issued["tokens"][-1], resource)["decision"] == "allow"
+
+    services.agentkey_revoke(actor=SYSTEM, key=first_agent_key, reason="leaked in a log file")
+
+    # The first agent's token came from the revoked key; the sub-agent's was derived from it.
+    for token in issued["tokens"]:
+        answer = _check(client, token, resource)
+        assert (answer["decision"], answer["reason"]) == ("deny", "credential_revoked")
+    assert AuditEvent.objects.filter(action="token.revoke").count() == 2

@@ -246,7 +246,7 @@ def test_introspection_of_a_live_token_is_active_with_its_claims() -> None:
 
 def test_introspection_is_inactive_after_revocation() -> None:
     issued = make_chain_tokens(make_chain(depth=2))
-    oauth.token_revoke(actor=SYSTEM, jti=jwt.decode(issued["tokens"][0], options={"verify_signature": False})["jti"])
+    services.token_revoke(actor=SYSTEM, jti=jwt.decode(issued["tokens"][0], options={"verify_signature": False})["jti"])
     for token in issued["tokens"]:  # the derived token went with it
         assert active(introspect(token, issued["keys"][0])) == {"active": False}
 
