@@ -8,11 +8,12 @@ raises a drift event for people to look at.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -194,36 +195,34 @@ def access_request_expire_due(*, actor: Actor, batch_size: int = 500) -> int:
 DRIFT_REASONS = (Reason.SCOPE_NOT_DELEGATED, Reason.SCOPE_NOT_GRANTED, Reason.DELEGATOR_LACKS_GRANT)
 
 
-@transaction.atomic
 def drift_observe(*, agent_id: int, reason: str) -> DriftEvent | None:
     """Called after a denial was recorded: raise a drift event when the agent has been refused for
     out-of-scope attempts ``CUSTOS_DRIFT_THRESHOLD`` times within ``CUSTOS_DRIFT_WINDOW``, at most one
     per agent per window."""
     if reason not in DRIFT_REASONS:
         return None
-    now = timezone.now()
     window = settings.CUSTOS_DRIFT_WINDOW
-    since = now - window
-    count = (
-        AuditEvent.objects.filter(
-            actor_kind="agent", actor_id=str(agent_id), action="check.deny", occurred_at__gte=since
-        )
-        .filter(context__reason__in=DRIFT_REASONS)
-        .count()
-    )
+    since = timezone.now() - window
+    denials = AuditEvent.objects.filter(
+        actor_kind="agent", actor_id=str(agent_id), action="check.deny", occurred_at__gte=since
+    ).filter(context__reason__in=DRIFT_REASONS)
+    # Counted outside any transaction: on the check's deny path, most calls stop here.
+    count = denials.count()
     if count < settings.CUSTOS_DRIFT_THRESHOLD:
         return None
+    with transaction.atomic():
+        return _drift_raise(agent_id=agent_id, reason=reason, count=count, since=since, denials=denials)
+
+
+def _drift_raise(
+    *, agent_id: int, reason: str, count: int, since: datetime, denials: QuerySet[AuditEvent]
+) -> DriftEvent | None:
+    # The agent row's lock orders concurrent observers: one drift event per agent per window.
     agent = Agent.objects.select_for_update().filter(pk=agent_id).first()
     if agent is None or DriftEvent.objects.filter(agent=agent, created_at__gte=since).exists():
         return None
-    recent = list(
-        AuditEvent.objects.filter(
-            actor_kind="agent", actor_id=str(agent_id), action="check.deny", occurred_at__gte=since
-        )
-        .filter(context__reason__in=DRIFT_REASONS)
-        .order_by("-seq")
-        .values_list("context", flat=True)[:10]
-    )
+    window = settings.CUSTOS_DRIFT_WINDOW
+    recent = list(denials.order_by("-seq").values_list("context", flat=True)[:10])
     event = DriftEvent.objects.create(
         agent=agent,
         kind="repeated_out_of_scope",

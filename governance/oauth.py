@@ -59,20 +59,6 @@ class OAuthError(Exception):
         return {"error": self.error, "error_description": self.description}
 
 
-def human_subject(human_id: int) -> str:
-    return f"human:{human_id}"
-
-
-def agent_subject(agent_id: int) -> str:
-    return f"agent:{agent_id}"
-
-
-def agent_id_of(subject: Any) -> int | None:
-    if isinstance(subject, str) and subject.startswith("agent:") and subject[6:].isdigit():
-        return int(subject[6:])
-    return None
-
-
 # --- Signing keys ---------------------------------------------------------------------------
 
 
@@ -246,16 +232,16 @@ def token_exchange(
     scope_claim = " ".join(sorted(wanted))
     claims: dict[str, Any] = {
         "iss": settings.CUSTOS_ISSUER,
-        "sub": human_subject(root_human_id),
+        "sub": tokens.human_subject(root_human_id),
         "aud": aud,
         "iat": int(at.timestamp()),
         "nbf": int(at.timestamp()),
         "exp": int(expires_at.timestamp()),
         "jti": jti,
         "scope": scope_claim,
-        "client_id": agent_subject(agent.pk),
+        "client_id": tokens.agent_subject(agent.pk),
         "delegation_id": delegation.pk,
-        "act": tokens.nested_act([agent_subject(link.delegate_id) for link in chain]),
+        "act": tokens.nested_act([tokens.agent_subject(link.delegate_id) for link in chain]),
     }
     record = DelegationToken.objects.create(
         jti=jti,

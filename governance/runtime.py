@@ -216,7 +216,7 @@ def check(*, credential: str, action: str, resource: str, context: dict[str, Any
             verified = None
         if verified is not None:
             credential_ref = {"kind": "delegation_token", "jti": verified.jti}
-            claimed_agent = _agent_id_from_subject(verified.claims["act"].get("sub"))
+            claimed_agent = tokens.agent_id_of(verified.claims["act"].get("sub"))
             state = load_token_state(verified.jti, resource, action, at)
             if state is None or claimed_agent is None:
                 result.outcome = Outcome(Reason.CREDENTIAL_INVALID, "no record of this token")
@@ -265,9 +265,3 @@ def check(*, credential: str, action: str, resource: str, context: dict[str, Any
                 # The denial is recorded already; a missed drift signal must not turn it into a 503.
                 log.warning("drift detection failed", exc_info=True)
     return result
-
-
-def _agent_id_from_subject(subject: Any) -> int | None:
-    if isinstance(subject, str) and subject.startswith("agent:") and subject[6:].isdigit():
-        return int(subject[6:])
-    return None

@@ -238,6 +238,21 @@ def _verify_uncached(token: str, at: datetime) -> VerifiedToken:
     return VerifiedToken(claims=claims, kid=kid)
 
 
+def human_subject(human_id: int) -> str:
+    return f"human:{human_id}"
+
+
+def agent_subject(agent_id: int) -> str:
+    return f"agent:{agent_id}"
+
+
+def agent_id_of(subject: Any) -> int | None:
+    """The agent id in an ``agent:<id>`` subject, else None."""
+    if isinstance(subject, str) and subject.startswith("agent:") and subject[6:].isdigit():
+        return int(subject[6:])
+    return None
+
+
 def nested_act(agent_subjects: list[str]) -> dict[str, Any]:
     """RFC 8693 ``act`` for a chain of agents given first to last: the outermost ``act`` is the
     agent acting now, each nested one the agent it acts for, down to the first agent."""

@@ -24,8 +24,9 @@ from rest_framework.request import Request
 from governance import credentials, tokens
 from governance.decision import Reason, decide_chain
 from governance.models import Agent, AgentKey, DelegationToken
-from governance.oauth import OAuthError, agent_subject, authenticate_agent_key
+from governance.oauth import OAuthError, authenticate_agent_key
 from governance.selectors import chain_state
+from governance.tokens import agent_subject
 from governance.usage import usage
 
 
