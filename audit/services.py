@@ -36,6 +36,14 @@ class Actor:
     def agent(cls, agent: Any) -> Actor:
         return cls(kind=ActorKind.AGENT, label=str(agent.name), id=str(agent.pk))
 
+    @classmethod
+    def of(cls, user: Any) -> Actor:
+        """Whoever a request is made by: a console user, or an agent calling with its own credential
+        (its principal says ``is_agent`` and carries the ``agent``)."""
+        if getattr(user, "is_agent", False):
+            return cls.agent(user.agent)
+        return cls.user(user)
+
 
 @dataclass(frozen=True, slots=True)
 class Target:

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import cedarpy  # noqa: E402
 
-from governance.decision import ChainState, Link, TokenState, decide_token  # noqa: E402
+from governance.decision import ChainState, Link, TokenClaims, TokenState, decide_token  # noqa: E402
 
 GRANTS = 10_000
 WANTED_RESOURCE = 4_321
@@ -80,7 +80,13 @@ def custos_state(
     chain = ChainState(
         links=links, root_human_id=1, root_human_name="Ada", root_human_status="active", root_holds=frozenset(held)
     )
-    return TokenState(revoked=False, agent_id=3, chain=chain)
+    return TokenState(
+        revoked=False, agent_id=3, chain=chain, scopes=frozenset(TOKEN_SCOPES), audience="crm", delegation_id=3
+    )
+
+
+# What the token says of itself: exactly its record (a genuine token).
+CLAIMS = TokenClaims(human_id=1, agent_ids=(3, 2, 1), scopes=frozenset(TOKEN_SCOPES), audience="crm", delegation_id=3)
 
 
 # --- The same situation for Cedar -----------------------------------------------------------
@@ -201,7 +207,6 @@ def _fmt(ns: float) -> str:
 def check_equivalence(policies: Any) -> list[str]:
     """The allow case and a few denials: both engines must agree on each."""
     wanted = frozenset({scope(WANTED_RESOURCE)})
-    token_scopes = frozenset(TOKEN_SCOPES)
     cases: list[tuple[str, dict[str, Any], dict[str, Any], TokenState]] = [
         ("allowed", {}, REQUEST, custos_state()),
         ("middle link revoked", {"mid_status": "revoked"}, REQUEST, custos_state(mid_status="revoked")),
@@ -214,7 +219,7 @@ def check_equivalence(policies: Any) -> list[str]:
     ]
     lines = []
     for label, variant, request, state in cases:
-        custos = decide_token(state, claimed_agent_id=3, token_scopes=token_scopes, wanted=wanted, at=NOW)
+        custos = decide_token(state, claims=CLAIMS, wanted=wanted, at=NOW)
         a = cedarpy.is_authorized(request, policies, cedar_entities(with_grants=False, **variant)).allowed
         b = cedarpy.is_authorized(request, ENTITIES_MODEL, cedar_entities(with_grants=True, **variant)).allowed
         if not (custos.allowed == a == b):
@@ -222,9 +227,7 @@ def check_equivalence(policies: Any) -> list[str]:
         lines.append(f"{label}: custos {custos.reason}, cedar {'allow' if a else 'deny'} (both models)")
     # A grant the human no longer holds: Custos's root_holds, Cedar's grant policy or grants attribute.
     not_held = [s for s in HELD if s not in wanted]
-    custos = decide_token(
-        custos_state(held=not_held), claimed_agent_id=3, token_scopes=token_scopes, wanted=wanted, at=NOW
-    )
+    custos = decide_token(custos_state(held=not_held), claims=CLAIMS, wanted=wanted, at=NOW)
     without = "".join(line for line in POLICIES_MODEL.splitlines(keepends=True) if f'"r{WANTED_RESOURCE}")' not in line)
     entities_lacking = cedar_entities(with_grants=True)
     entities_lacking[0]["attrs"]["grants"] = not_held
@@ -263,10 +266,9 @@ def main() -> int:
 
     state = custos_state()
     wanted = frozenset({scope(WANTED_RESOURCE)})
-    token_scopes = frozenset(TOKEN_SCOPES)
 
     def custos() -> object:
-        return decide_token(state, claimed_agent_id=3, token_scopes=token_scopes, wanted=wanted, at=NOW)
+        return decide_token(state, claims=CLAIMS, wanted=wanted, at=NOW)
 
     batch = [REQUEST] * 100
     timed: list[tuple[str, Callable[[], object], int]] = [

@@ -57,9 +57,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_htmx",
+    "console",
     "audit",
     "governance",
     "reviews",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -87,6 +89,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "console.context_processors.roles_of_viewer",
                 "governance.context_processors.console",
             ],
         },
@@ -192,14 +195,14 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "governance.api.auth.ApiTokenAuthentication",
         # Agents' keys and delegation tokens; before the session so a bearer presented wins over a cookie.
-        "governance.api.agent_auth.AgentAuthentication",
+        "governance.api.auth.AgentAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "governance.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "console.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -249,6 +252,10 @@ CUSTOS_JIT_MAX_LIFETIME = env_duration("CUSTOS_JIT_MAX_LIFETIME", "60m")
 CUSTOS_JIT_REQUEST_TTL = env_duration("CUSTOS_JIT_REQUEST_TTL", "15m")
 CUSTOS_DRIFT_THRESHOLD = env_int("CUSTOS_DRIFT_THRESHOLD", 5, minimum=1)
 CUSTOS_DRIFT_WINDOW = env_duration("CUSTOS_DRIFT_WINDOW", "10m")
+# Console sign-in: failures per username, then per client address, within the lockout window.
+CUSTOS_LOGIN_FAILURE_LIMIT = env_int("CUSTOS_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+CUSTOS_LOGIN_ADDRESS_FAILURE_LIMIT = env_int("CUSTOS_LOGIN_ADDRESS_FAILURE_LIMIT", 100, minimum=1)
+CUSTOS_LOGIN_LOCKOUT = env_duration("CUSTOS_LOGIN_LOCKOUT", "15m")
 if CUSTOS_TOKEN_LIFETIME > CUSTOS_TOKEN_MAX_LIFETIME:
     raise ImproperlyConfiguredEnv("CUSTOS_TOKEN_LIFETIME must not exceed CUSTOS_TOKEN_MAX_LIFETIME")
 

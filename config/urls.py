@@ -1,27 +1,45 @@
+"""Where everything is mounted. Each app brings its console pages and its part of API v1; the console
+pages share the ``console`` namespace and API v1 the ``api`` namespace, whichever app they come from."""
+
 from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+import audit.api_urls
+import audit.urls
+import governance.api.urls
+import governance.urls
 from governance import oauth_views
 from governance.api.check import CheckApi
 from governance.api.health import HealthApi
+from governance.logins import LoginView
+
+# Every API v1 endpoint under /api/v1/ but the check and the health probe (which take no console user).
+api_v1_patterns: list[URLPattern | URLResolver] = [*governance.api.urls.urlpatterns, *audit.api_urls.urlpatterns]
+console_patterns: list[URLPattern | URLResolver] = [*governance.urls.urlpatterns, *audit.urls.urlpatterns]
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/check", CheckApi.as_view(), name="check"),
     path("api/v1/health", HealthApi.as_view(), name="health"),
-    path("api/v1/", include("governance.api.urls")),
+    path("api/v1/", include((api_v1_patterns, "api"))),
     path("oauth/token", oauth_views.token, name="oauth-token"),
     path("oauth/introspect", oauth_views.introspect, name="oauth-introspect"),
     path("oauth/revoke", oauth_views.revoke, name="oauth-revoke"),
     path(".well-known/jwks.json", oauth_views.jwks, name="jwks"),
     path(".well-known/oauth-authorization-server", oauth_views.metadata, name="oauth-metadata"),
-    path("", include("governance.urls")),
+    path("", include((console_patterns, "console"))),
 ]
+
+# API paths answer errors in JSON ({code, detail, fields}); the console's pages elsewhere.
+handler400 = "console.error_pages.bad_request"
+handler403 = "console.error_pages.permission_denied"
+handler404 = "console.error_pages.not_found"
+handler500 = "console.error_pages.server_error"

@@ -5,7 +5,6 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from governance import roles
 from governance.models import AccessRequest
 
 
@@ -17,12 +16,5 @@ def pending_decisions(user: Any) -> int:
 
 def console(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
-    held = roles.roles_of(user)
-    return {
-        "roles": held,
-        "is_admin": roles.ADMIN in held,
-        "reads_everything": bool(held & {roles.ADMIN, roles.AUDITOR}),
-        "decides_access": bool(held & {roles.ADMIN, roles.REVIEWER}),
-        # Lazy: counted only when a template shows the badge (full pages), never for an htmx fragment.
-        "pending_decisions": SimpleLazyObject(lambda: pending_decisions(user)),
-    }
+    # Lazy: counted only when a template shows the badge (full pages), never for an htmx fragment.
+    return {"pending_decisions": SimpleLazyObject(lambda: pending_decisions(user))}

@@ -111,8 +111,20 @@ def decide_chain(state: ChainState, wanted: frozenset[str], at: datetime) -> Out
 
 
 @dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """What a token whose signature verified says of itself, parsed (``governance.tokens``)."""
+
+    human_id: int | None  # from ``sub``
+    agent_ids: tuple[int | None, ...]  # from the nested ``act``: the agent acting now first
+    scopes: frozenset[str]
+    audience: str
+    delegation_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class TokenState:
-    """What the database says of an issued token at the moment of the check."""
+    """What the database says of an issued token at the moment of the check: its record, and the live
+    chain of the delegation it was issued for."""
 
     revoked: bool
     agent_id: int
@@ -120,25 +132,42 @@ class TokenState:
     # The expiry recorded at issue. The signed ``exp`` is checked first; this one holds even against
     # a token whose ``exp`` was forged with a stolen signing key.
     expires_at: datetime | None = None
+    scopes: frozenset[str] = frozenset()  # recorded at issue
+    audience: str = ""
+    delegation_id: int | None = None
 
 
-def decide_token(
-    token: TokenState, *, claimed_agent_id: int, token_scopes: frozenset[str], wanted: frozenset[str], at: datetime
-) -> Outcome:
-    """A verified, unexpired token: revocation, then the live chain, then the token's own scope
-    (a token never allows more than it says, even if the delegation was widened since)."""
+def matches_record(token: TokenState, claims: TokenClaims) -> bool:
+    """Does the token say exactly what was recorded when it was issued? A token re-signed with a stolen
+    signing key can say anything; its record (and the chain it names) cannot be forged that way."""
+    if claims.scopes != token.scopes or claims.audience != token.audience:
+        return False
+    if claims.delegation_id != token.delegation_id or claims.agent_ids[:1] != (token.agent_id,):
+        return False
+    if token.chain is not None:
+        if claims.human_id != token.chain.root_human_id:
+            return False
+        if claims.agent_ids != tuple(link.agent_id for link in reversed(token.chain.links)):
+            return False
+    return True
+
+
+def decide_token(token: TokenState, *, claims: TokenClaims, wanted: frozenset[str], at: datetime) -> Outcome:
+    """A verified, unexpired token: revocation, its claims against its record, the recorded expiry, then
+    the live chain, then the recorded scope (a token never allows more than it was issued for, even if
+    the delegation was widened since or the token re-signed with a wider scope)."""
     if token.revoked:
         return Outcome(Reason.CREDENTIAL_REVOKED, "the token was revoked")
-    if token.agent_id != claimed_agent_id:
-        return Outcome(Reason.CREDENTIAL_INVALID, "token does not match its record")
+    if not matches_record(token, claims):
+        return Outcome(Reason.CREDENTIAL_INVALID, "the token does not match its record")
     if token.expires_at is not None and token.expires_at <= at:
         return Outcome(Reason.CREDENTIAL_EXPIRED, "the token has expired")
     if token.chain is None:
         return Outcome(Reason.NO_DELEGATION, "the token's delegation no longer exists")
     outcome = decide_chain(token.chain, wanted, at)
-    if outcome.allowed and not wanted <= token_scopes:
+    if outcome.allowed and not wanted <= token.scopes:
         return Outcome(
-            Reason.SCOPE_NOT_DELEGATED, f"not in the token's scope: {', '.join(sorted(wanted - token_scopes))}"
+            Reason.SCOPE_NOT_DELEGATED, f"not in the token's scope: {', '.join(sorted(wanted - token.scopes))}"
         )
     return outcome
 

@@ -2,21 +2,19 @@
 
 Every choice list is built from ``visible_to(user)`` querysets, so a form never offers something the
 user could not see. Rules that span rows (attenuation, expiry caps, sub-agent checks) stay in
-``governance.services``; their ``DomainError`` is put back on the right field with ``apply_domain_error``.
+``governance.services``; their ``DomainError`` is put back on the right field with
+``console.forms.apply_domain_error``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.utils import timezone
 
-from audit.models import ActorKind
-from governance.errors import DomainError
+from console.forms import DateTimeLocalInput, FilterForm, minutes_from_now
 from governance.models import (
     Agent,
     AgentStatus,
@@ -30,51 +28,8 @@ from governance.models import (
 )
 from governance.selectors import human_held_scopes
 
-_LOCAL_INPUT = "%Y-%m-%dT%H:%M"
 
-# Targets people filter audit events by. The log itself stores plain strings, so other types still
-# match when typed in.
-AUDIT_TARGET_TYPES = ("agent", "agentkey", "apitoken", "delegation", "grant", "human", "resource")
-
-
-class DateTimeLocalInput(forms.DateTimeInput):
-    input_type = "datetime-local"
-
-    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
-        super().__init__(attrs=attrs, format=_LOCAL_INPUT)
-
-
-def _in(delta: timedelta) -> datetime:
-    # Whole minutes: a datetime-local input drops seconds anyway.
-    return (timezone.now() + delta).replace(second=0, microsecond=0)
-
-
-def apply_domain_error(form: forms.Form, error: DomainError, aliases: Mapping[str, str] | None = None) -> None:
-    """Show a service's refusal next to the field it names (or above the form when it names none)."""
-    aliases = aliases or {}
-    if not error.fields:
-        form.add_error(None, error.detail)
-        return
-    for field, messages in error.fields.items():
-        name = aliases.get(field, field)
-        for message in messages:
-            form.add_error(name if name in form.fields else None, message)
-
-
-# --- Filters (GET) --------------------------------------------------------------------------
-
-
-class _FilterForm(forms.Form):
-    """Filters never fail a page: an invalid value is ignored rather than shown as an error."""
-
-    def values(self) -> dict[str, Any]:
-        if not self.is_bound:
-            return {}
-        self.is_valid()
-        return {k: v for k, v in getattr(self, "cleaned_data", {}).items() if v not in (None, "", [])}
-
-
-class AgentFilterForm(_FilterForm):
+class AgentFilterForm(FilterForm):
     q = forms.CharField(required=False, max_length=100, label="Search")
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *AgentStatus.choices])
     risk = forms.ChoiceField(required=False, choices=[("", "Any risk"), *RiskTier.choices])
@@ -90,23 +45,23 @@ class AgentFilterForm(_FilterForm):
         sponsor_field.queryset = Human.objects.visible_to(user).filter(sponsored_agents__isnull=False).distinct()
 
 
-class HumanFilterForm(_FilterForm):
+class HumanFilterForm(FilterForm):
     q = forms.CharField(required=False, max_length=100, label="Search")
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *HumanStatus.choices])
 
 
-class ResourceFilterForm(_FilterForm):
+class ResourceFilterForm(FilterForm):
     q = forms.CharField(required=False, max_length=100, label="Search")
     kind = forms.ChoiceField(required=False, choices=[("", "Any kind"), *ResourceKind.choices])
     sensitivity = forms.ChoiceField(required=False, choices=[("", "Any sensitivity"), *Sensitivity.choices])
 
 
-class DelegationFilterForm(_FilterForm):
+class DelegationFilterForm(FilterForm):
     q = forms.CharField(required=False, max_length=100, label="Search")
     state = forms.ChoiceField(required=False, choices=[("", "In force"), ("all", "All, including revoked and expired")])
 
 
-class AccessRequestFilterForm(_FilterForm):
+class AccessRequestFilterForm(FilterForm):
     q = forms.CharField(required=False, max_length=100, label="Search")
     status = forms.ChoiceField(
         required=False,
@@ -121,21 +76,11 @@ class AccessRequestFilterForm(_FilterForm):
     agent = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
 
-class DriftFilterForm(_FilterForm):
+class DriftFilterForm(FilterForm):
     q = forms.CharField(required=False, max_length=100, label="Search")
     state = forms.ChoiceField(
         required=False, choices=[("", "Open"), ("acknowledged", "Acknowledged"), ("all", "All drift events")]
     )
-
-
-class AuditFilterForm(_FilterForm):
-    action = forms.CharField(required=False, max_length=80)
-    actor_kind = forms.ChoiceField(required=False, choices=[("", "Any actor"), *ActorKind.choices])
-    actor = forms.CharField(required=False, max_length=100)
-    target_type = forms.CharField(required=False, max_length=40)
-    target_id = forms.CharField(required=False, max_length=64)
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 
 # --- Admin forms (POST) ---------------------------------------------------------------------
@@ -171,7 +116,9 @@ class GrantCreateForm(forms.Form):
         grouped = [(name, [(f"{name}:{a}", a) for a in r.actions]) for name, r in self._resources.items()]
         self.fields["scope"].choices = [("", "Choose a scope…"), *grouped]  # type: ignore[attr-defined]
         if for_agent:
-            self.fields["expires_at"].initial = _in(min(timedelta(days=30), settings.CUSTOS_GRANT_MAX_LIFETIME))
+            self.fields["expires_at"].initial = minutes_from_now(
+                min(timedelta(days=30), settings.CUSTOS_GRANT_MAX_LIFETIME)
+            )
         else:
             self.fields["expires_at"].help_text = "Leave empty for open-ended access."
 
@@ -202,7 +149,9 @@ class RootDelegationForm(_DelegationForm):
         super().__init__(*args, **kwargs)
         self.fields["delegate"].queryset = Agent.objects.visible_to(user).active()  # type: ignore[attr-defined]
         self._set_scopes(human_held_scopes(human))
-        self.fields["expires_at"].initial = _in(min(timedelta(days=7), settings.CUSTOS_DELEGATION_MAX_LIFETIME))
+        self.fields["expires_at"].initial = minutes_from_now(
+            min(timedelta(days=7), settings.CUSTOS_DELEGATION_MAX_LIFETIME)
+        )
 
 
 class _ParentChoiceField(forms.ModelChoiceField):
@@ -227,7 +176,7 @@ class ChildDelegationForm(_DelegationForm):
         self._set_scopes({s for d in parents for s in d.scopes})
         if len(parents) == 1:
             self.fields["parent"].initial = parents[0].pk
-        self.fields["expires_at"].initial = _in(timedelta(days=1))
+        self.fields["expires_at"].initial = minutes_from_now(timedelta(days=1))
 
 
 class KeyCreateForm(forms.Form):
@@ -238,10 +187,6 @@ class KeyCreateForm(forms.Form):
         label="Expires (UTC)",
         help_text=f"Empty: {settings.CUSTOS_KEY_TTL.days} days from now.",
     )
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(required=False, max_length=500)
 
 
 class DecisionNoteForm(forms.Form):

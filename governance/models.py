@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from governance import roles
+from console import roles
 
 SCOPE_SEPARATOR = ":"
 
@@ -396,6 +396,13 @@ class Delegation(models.Model):
         at = at or timezone.now()
         return self.status == DelegationStatus.ACTIVE and self.expires_at > at
 
+    def status_at(self, at: datetime | None = None) -> str:
+        """What a badge should say: an unswept link past its expiry is already expired."""
+        at = at or timezone.now()
+        if self.status == DelegationStatus.ACTIVE and self.expires_at <= at:
+            return DelegationStatus.EXPIRED
+        return self.status
+
 
 # --- Agent keys -----------------------------------------------------------------------------
 
@@ -596,7 +603,7 @@ class AccessRequestQuerySet(models.QuerySet["AccessRequest"]):
         return self.none()
 
     def decidable_by(self, user: Any) -> AccessRequestQuerySet:
-        """Those ``user`` may approve or deny: ``governance.jit.may_decide`` as a query. An auditor reads
+        """Those ``user`` may approve or deny: ``services.may_decide`` as a query. An auditor reads
         every request and decides none."""
         if roles.is_admin(user):
             return self
@@ -637,6 +644,13 @@ class AccessRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent} asks {self.scope}"
+
+    def status_at(self, at: datetime | None = None) -> str:
+        """An unswept pending request past its lapse time has lapsed already."""
+        at = at or timezone.now()
+        if self.status == AccessRequestStatus.PENDING and self.expires_at <= at:
+            return AccessRequestStatus.EXPIRED
+        return self.status
 
 
 class DriftEventQuerySet(models.QuerySet["DriftEvent"]):

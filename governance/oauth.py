@@ -25,8 +25,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import Actor, Target, audit_append
-from governance import credentials, tokens
-from governance.decision import Outcome, Reason, decide_chain, decide_key
+from console import roles
+from governance import authn, tokens
+from governance.chain import chain_of
+from governance.decision import Outcome, Reason, decide_chain
 from governance.models import (
     Agent,
     Delegation,
@@ -35,8 +37,6 @@ from governance.models import (
     Resource,
     SigningKey,
 )
-from governance.runtime import load_key_state
-from governance.selectors import chain_state
 
 GRANT_TYPE_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 TOKEN_TYPE_JWT = "urn:ietf:params:oauth:token-type:jwt"
@@ -110,22 +110,15 @@ class IssuedToken:
         }
 
 
-def authenticate_agent_key(presented: str, at: datetime) -> Agent:
-    """The agent behind a presented key, or OAuthError(invalid_client). Inactive agents and
-    sponsors fail the same way as a wrong key: the caller learns nothing it could probe."""
-    return authenticate_agent_key_id(presented, at)[0]
-
-
-def authenticate_agent_key_id(presented: str, at: datetime) -> tuple[Agent, int]:
-    """As ``authenticate_agent_key``, with the id of the key that was presented."""
-    prefix = credentials.parse_prefix("ck", presented)
-    loaded = load_key_state(prefix, "", "", at) if prefix else None
-    if loaded is None or not credentials.matches(presented, loaded[0]):
-        raise OAuthError("invalid_client", "the actor token is not a valid agent key", status=401)
-    outcome = decide_key(loaded[1], frozenset(), at)
-    if not outcome.allowed:
-        raise OAuthError("invalid_client", f"the agent key cannot be used: {outcome.reason}", status=401)
-    return Agent.objects.get(pk=loaded[1].agent_id), loaded[1].key_id
+def authenticate_actor(presented: str, at: datetime) -> authn.AgentPrincipal:
+    """The agent behind the actor token (its key), or OAuthError(invalid_client). Inactive agents and
+    sponsors fail the same way as a wrong key, with the reason: the caller is that agent's own code."""
+    try:
+        return authn.authenticate_key(presented, at)
+    except authn.CredentialRefused as refused:
+        if refused.reason == Reason.CREDENTIAL_INVALID:
+            raise OAuthError("invalid_client", "the actor token is not a valid agent key", status=401) from None
+        raise OAuthError("invalid_client", f"the agent key cannot be used: {refused.reason}", status=401) from None
 
 
 def _requested_scopes(scope: str | None, allowed: frozenset[str]) -> frozenset[str]:
@@ -150,7 +143,7 @@ def _audience(audience: str | None) -> str:
 
 
 def _usable_or_error(delegation: Delegation, wanted: frozenset[str], at: datetime) -> list[Delegation]:
-    state, chain = chain_state(delegation, wanted, at)
+    state, chain = chain_of(delegation, wanted, at)
     outcome: Outcome = decide_chain(state, wanted, at)
     if not outcome.allowed:
         error = "invalid_scope" if outcome.reason == Reason.SCOPE_NOT_DELEGATED else "invalid_grant"
@@ -174,7 +167,8 @@ def token_exchange(
         raise OAuthError("invalid_request", f"actor_token_type must be {TOKEN_TYPE_AGENT_KEY}")
     if subject_token_type not in SUBJECT_TOKEN_TYPES:
         raise OAuthError("invalid_request", f"subject_token_type must be one of {', '.join(SUBJECT_TOKEN_TYPES)}")
-    agent, key_id = authenticate_agent_key_id(actor_token, at)
+    principal = authenticate_actor(actor_token, at)
+    agent, key_id = principal.agent, principal.key_id
     aud = _audience(audience)
     parent_token: DelegationToken | None = None
     parent_scopes: frozenset[str] | None = None
@@ -191,15 +185,19 @@ def token_exchange(
             raise OAuthError("unauthorized_client", "this agent is not the delegate of that delegation")
     else:
         try:
-            verified = tokens.verify(subject_token, at=at)
-        except (tokens.TokenInvalid, tokens.TokenExpired) as exc:
-            raise OAuthError("invalid_grant", f"subject token rejected: {exc}") from None
-        parent_token = DelegationToken.objects.filter(jti=verified.jti).first()
-        if parent_token is None or parent_token.revoked_at is not None:
+            verified = authn.verify_token(subject_token, at, audiences=None)
+        except authn.CredentialRefused as refused:
+            raise OAuthError("invalid_grant", f"subject token rejected: {refused.detail}") from None
+        parent_state, parent_outcome = authn.token_decision(verified, frozenset(), at)
+        if parent_state is None or parent_state.revoked:
             raise OAuthError("invalid_grant", "subject token is revoked or unknown")
+        if not parent_outcome.allowed:
+            raise OAuthError("invalid_grant", f"subject token cannot be used: {parent_outcome.reason}")
+        parent_token = DelegationToken.objects.get(jti=verified.jti)
         if agent.parent_id != parent_token.agent_id:
             raise OAuthError("unauthorized_client", "only a sub-agent of the subject token's agent may exchange it")
-        parent_scopes = frozenset(str(verified.claims["scope"]).split())
+        # What the parent's token was issued for, as recorded (never what its claims say).
+        parent_scopes = parent_state.scopes
         max_exp = parent_token.expires_at
         # Audience attenuates too: from a token good at one resource only, a sub-agent gets a token
         # for that resource only, never one good at Custos (and so at every resource in scope).
@@ -219,7 +217,10 @@ def token_exchange(
     allowed = delegation.scope_set if parent_scopes is None else delegation.scope_set & parent_scopes
     wanted = _requested_scopes(scope, allowed)
     chain = _usable_or_error(delegation, wanted, at)
-    lifetime = tokens.token_lifetime(requested_lifetime, delegation.expires_at, at)
+    try:
+        lifetime = tokens.token_lifetime(requested_lifetime, delegation.expires_at, at)
+    except tokens.LifetimeExceedsMaximum as exc:
+        raise OAuthError("invalid_request", str(exc)) from None
     expires_at = at + lifetime
     if max_exp is not None and expires_at > max_exp:
         expires_at = max_exp  # a sub-agent's token never outlives the token it was derived from
@@ -283,19 +284,25 @@ def token_exchange(
 # --- Introspection (RFC 7662) and revocation (RFC 7009) -------------------------------------
 
 
-def token_introspect(token: str) -> dict[str, Any]:
-    """Whether the token is active right now, judged on the live state (revocation included)."""
+def token_introspect(token: str, *, caller: Any) -> dict[str, Any]:
+    """RFC 7662: whether the token is active right now, judged as the check judges it (its claims
+    against its record, revocation, the recorded expiry, the live chain and the recorded scopes held).
+
+    Only for a caller entitled to know (RFC 7662 §4): an agent for tokens of its own chain (it is one
+    of the token's actors), a console user for tokens ``visible_to`` them. Anything else, and every
+    token that is not active, is ``{"active": false}`` and nothing more.
+    """
     at = timezone.now()
+    inactive: dict[str, Any] = {"active": False}
     try:
-        verified = tokens.verify(token, at=at)
-    except (tokens.TokenInvalid, tokens.TokenExpired):
-        return {"active": False}
-    record = DelegationToken.objects.select_related("delegation").filter(jti=verified.jti).first()
-    if record is None or record.revoked_at is not None:
-        return {"active": False}
-    state, _ = chain_state(record.delegation, frozenset(record.scopes), at)
-    if not decide_chain(state, frozenset(record.scopes), at).allowed:
-        return {"active": False}
+        verified = authn.verify_token(token, at, audiences=None)
+    except authn.CredentialRefused:
+        return inactive
+    state, outcome = authn.token_decision(verified, verified.parsed.scopes, at)
+    if state is None or state.chain is None or not outcome.allowed:
+        return inactive
+    if not _may_introspect(caller, state.chain.links, verified.jti):
+        return inactive
     claims = verified.claims
     return {
         "active": True,
@@ -312,6 +319,13 @@ def token_introspect(token: str) -> dict[str, Any]:
         "act": claims["act"],
         "delegation_id": claims.get("delegation_id"),
     }
+
+
+def _may_introspect(caller: Any, links: tuple[Any, ...], jti: str) -> bool:
+    principal = authn.agent_principal(caller)
+    if principal is not None:
+        return any(link.agent_id == principal.agent.pk for link in links)
+    return roles.has_any_role(caller) and DelegationToken.objects.visible_to(caller).filter(jti=jti).exists()
 
 
 def token_owner_may_revoke(agent: Agent, record: DelegationToken) -> bool:

@@ -17,15 +17,16 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from audit.services import Actor
-from governance import credentials, roles, tokens
-from governance.models import ApiToken, DelegationToken
+from console import roles
+from governance import authn, tokens
+from governance.models import DelegationToken
 from governance.oauth import (
     GRANT_TYPE_TOKEN_EXCHANGE,
     SUBJECT_TOKEN_TYPES,
     TOKEN_TYPE_AGENT_KEY,
     TOKEN_TYPE_JWT,
     OAuthError,
-    authenticate_agent_key,
+    authenticate_actor,
     token_exchange,
     token_introspect,
     token_owner_may_revoke,
@@ -113,30 +114,24 @@ def token(request: HttpRequest) -> JsonResponse:
     return JsonResponse(issued.as_response(), headers=_NO_STORE)
 
 
-def _bearer(request: HttpRequest) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
 def _caller(request: HttpRequest) -> tuple[str, Any]:
-    """Who is calling introspection or revocation: ("agent", Agent) or ("user", User)."""
-    presented = _bearer(request)
+    """Who is calling introspection or revocation: ("agent", AgentPrincipal) with an agent key, or
+    ("user", User) with a console user's API token."""
+    try:
+        presented = authn.bearer(request.headers.get("Authorization"))
+    except authn.CredentialRefused as refused:
+        raise OAuthError("invalid_client", refused.detail, status=401) from None
     if presented is None:
         raise OAuthError("invalid_client", "authenticate with an agent key or a console API token", status=401)
-    if presented.startswith("ck_"):
-        return "agent", authenticate_agent_key(presented, timezone.now())
-    prefix = credentials.parse_prefix("cu", presented)
-    api_token = (
-        ApiToken.objects.select_related("user").filter(prefix=prefix, revoked_at__isnull=True).first()
-        if prefix
-        else None
-    )
-    if api_token is None or not credentials.matches(presented, api_token.hashed) or not api_token.user.is_active:
-        raise OAuthError("invalid_client", "the credential is not valid", status=401)
-    if not roles.has_any_role(api_token.user):
+    if authn.kind_of(presented) == "agent_key":
+        return "agent", authenticate_actor(presented, timezone.now())
+    try:
+        user, _token = authn.authenticate_api_token(presented)
+    except authn.CredentialRefused:
+        raise OAuthError("invalid_client", "the credential is not valid", status=401) from None
+    if not roles.has_any_role(user):
         raise OAuthError("unauthorized_client", "this console user has no role", status=403)
-    return "user", api_token.user
+    return "user", user
 
 
 @csrf_exempt
@@ -144,9 +139,9 @@ def _caller(request: HttpRequest) -> tuple[str, Any]:
 def introspect(request: HttpRequest) -> JsonResponse:
     try:
         _form_request(request)
-        _caller(request)
+        _kind, who = _caller(request)
         presented = _form_value(request, "token", required=True) or ""
-        return JsonResponse(token_introspect(presented), headers=_NO_STORE)
+        return JsonResponse(token_introspect(presented, caller=who), headers=_NO_STORE)
     except OAuthError as exc:
         return _error(exc)
     except DatabaseError:
@@ -171,11 +166,11 @@ def revoke(request: HttpRequest) -> JsonResponse:
         if record is None:
             return JsonResponse({}, headers=_NO_STORE)
         if kind == "agent":
-            if not token_owner_may_revoke(who, record):
+            if not token_owner_may_revoke(who.agent, record):
                 raise OAuthError(
                     "unauthorized_client", "an agent may revoke only its own or its sub-agents' tokens", status=403
                 )
-            actor = Actor.agent(who)
+            actor = Actor.agent(who.agent)
         else:
             if not roles.is_admin(who):
                 raise OAuthError("unauthorized_client", "only admins revoke tokens", status=403)

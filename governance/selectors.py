@@ -1,99 +1,34 @@
-"""Reads that span models: delegation chains and whether a delegation is usable right now."""
+"""Reads that span models: the scopes someone holds, agents above and below an agent, and the runtime
+decisions recorded in the audit log, read as typed rows and scoped to what a viewer may see.
+
+A delegation chain's live state and whether a delegation is usable are in ``governance.chain``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from django.utils import timezone
+from django.db.models import CharField, Count, QuerySet
+from django.db.models.functions import Cast, TruncMinute
 
-from governance import decision
+from audit.models import ActorKind, AuditEvent
+from console.roles import reads_everything
 from governance.models import Agent, Delegation, Grant, Human, make_scope
 
-# The reason codes live with the decision core; re-exported here for callers of the selectors.
-Reason = decision.Reason
 
-
-@dataclass(frozen=True, slots=True)
-class Usability:
-    usable: bool
-    reason: str
-    detail: str = ""
-    # Root first, the delegation asked about last.
-    chain: list[Delegation] = field(default_factory=list)
-
-
-def delegation_chain(delegation: Delegation) -> list[Delegation]:
-    """The links from the root down to ``delegation``, with delegates and sponsors loaded.
-
-    Every link is read afresh, ``delegation`` included: the instance in hand (and the agent and sponsor
-    cached on it) may predate a revocation, suspension or departure made through another instance or
-    process, and must not vouch for itself.
-    """
-    current = Delegation.objects.select_related("delegate__sponsor", "root_human").get(pk=delegation.pk)
-    chain = [current]
-    while current.parent_id is not None:
-        current = Delegation.objects.select_related("delegate__sponsor", "root_human").get(pk=current.parent_id)
-        chain.append(current)
-    chain.reverse()
-    return chain
-
-
-def human_held_scopes(human: Human, at: datetime | None = None) -> set[str]:
-    rows = Grant.objects.active(at).filter(holder_human=human).values_list("resource__name", "action")
+def human_held_scopes(human: Human | int, at: datetime | None = None) -> set[str]:
+    """The scopes a human (or the human with this id) holds by grants in force at ``at``."""
+    human_id = human if isinstance(human, int) else human.pk
+    rows = Grant.objects.active(at).filter(holder_human_id=human_id).values_list("resource__name", "action")
     return {make_scope(name, action) for name, action in rows}
 
 
 def agent_held_scopes(agent: Agent, at: datetime | None = None) -> set[str]:
     rows = Grant.objects.active(at).filter(holder_agent=agent).values_list("resource__name", "action")
     return {make_scope(name, action) for name, action in rows}
-
-
-def chain_state(
-    delegation: Delegation, wanted: frozenset[str], at: datetime
-) -> tuple[decision.ChainState, list[Delegation]]:
-    """The plain state the decision core needs for ``delegation``'s chain, and the chain itself."""
-    chain = delegation_chain(delegation)
-    root_human = chain[0].root_human
-    held = frozenset(wanted & human_held_scopes(root_human, at)) if wanted else frozenset()
-    state = decision.ChainState(
-        links=tuple(
-            decision.Link(
-                delegation_id=link.pk,
-                parent_id=link.parent_id,
-                status=link.status,
-                expires_at=link.expires_at,
-                scopes=link.scope_set,
-                agent_id=link.delegate_id,
-                agent_name=link.delegate.name,
-                agent_status=link.delegate.status,
-                sponsor_name=link.delegate.sponsor.name,
-                sponsor_status=link.delegate.sponsor.status,
-            )
-            for link in chain
-        ),
-        root_human_id=root_human.pk,
-        root_human_name=root_human.name,
-        root_human_status=root_human.status,
-        root_holds=held,
-    )
-    return state, chain
-
-
-def delegation_usability(
-    delegation: Delegation, *, scopes: frozenset[str] | set[str] | None = None, at: datetime | None = None
-) -> Usability:
-    """Is ``delegation`` usable at ``at`` (now by default) for ``scopes`` (all of its own by default)?
-
-    Usable only while every link up to the root, every agent on it and their sponsors, and the root
-    human are active and unexpired, the scopes were delegated, and the root human still holds each.
-    The rules themselves are ``governance.decision.decide_chain``, shared with the runtime check.
-    """
-    at = at or timezone.now()
-    wanted = frozenset(scopes) if scopes is not None else delegation.scope_set
-    state, chain = chain_state(delegation, wanted, at)
-    outcome = decision.decide_chain(state, wanted, at)
-    return Usability(outcome.allowed, outcome.reason, outcome.detail, chain)
 
 
 def agent_ancestors(agent: Agent) -> list[Agent]:
@@ -123,3 +58,117 @@ def delegation_descendant_ids(delegation: Delegation) -> list[int]:
         frontier = list(Delegation.objects.filter(parent_id__in=frontier).values_list("id", flat=True))
         found.extend(frontier)
     return found
+
+
+# --- Runtime decisions ----------------------------------------------------------------------
+
+DECISION_ACTIONS = ("check.allow", "check.deny")
+
+
+def _text(context: dict[str, Any], name: str) -> str:
+    value = context.get(name)
+    return "" if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One recorded runtime check, read from its audit event (the decision's evidence)."""
+
+    seq: int
+    occurred_at: datetime
+    allowed: bool
+    reason: str
+    detail: str
+    scope: str
+    intent: str
+    tool: str
+    session_id: str
+    request_id: str
+    parent_request_id: str
+    # How the agent authenticated: "delegation_token", "agent_key" or "unknown".
+    credential: str
+    # The acting agent, when the credential identified one.
+    agent_id: int | None
+    agent_label: str
+    # The human the agent acted for (through a delegation token), else "".
+    on_behalf_of: str
+    decision_id: str
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> Decision:
+        context = event.context if isinstance(event.context, dict) else {}
+        credential = context.get("credential")
+        refs = event.on_behalf_of
+        on_behalf_of = str(refs[0].get("label", "")) if refs and isinstance(refs[0], dict) else ""
+        agent_id = None
+        if event.actor_kind == ActorKind.AGENT and event.actor_id.isascii() and event.actor_id.isdigit():
+            agent_id = int(event.actor_id)
+        return cls(
+            seq=event.seq,
+            occurred_at=event.occurred_at,
+            allowed=event.action == "check.allow",
+            reason=_text(context, "reason"),
+            detail=_text(context, "detail"),
+            scope=_text(context, "scope") or event.target_label,
+            intent=_text(context, "intent"),
+            tool=_text(context, "tool"),
+            session_id=_text(context, "session_id"),
+            request_id=_text(context, "request_id"),
+            parent_request_id=_text(context, "parent_request_id"),
+            credential=str(credential.get("kind", "")) if isinstance(credential, dict) else "",
+            agent_id=agent_id,
+            agent_label=event.actor_label,
+            on_behalf_of=on_behalf_of,
+            decision_id=event.hash,
+        )
+
+
+def decisions_visible_to(user: Any) -> QuerySet[AuditEvent]:
+    """Recorded checks a user may read. The audit log has no owner to scope by, so decisions are scoped
+    through their actor: a reviewer reads those of the agents ``Agent.visible_to`` lets them see (never
+    the unidentified ones); admins and auditors read them all."""
+    decisions = AuditEvent.objects.filter(action__in=DECISION_ACTIONS)
+    if reads_everything(user):
+        return decisions
+    agent_refs = Agent.objects.visible_to(user).annotate(ref=Cast("id", CharField())).values("ref")
+    return decisions.filter(actor_kind=ActorKind.AGENT, actor_id__in=agent_refs)
+
+
+def recent_decisions(user: Any, limit: int) -> list[Decision]:
+    return [Decision.of(e) for e in decisions_visible_to(user).order_by("-seq")[:limit]]
+
+
+def agent_decisions(agent: Agent, limit: int = 25) -> list[Decision]:
+    """The agent's latest checks, in one query down the audit log's (actor_kind, actor_id, -seq) index.
+    Scoped by the agent, which the caller fetched through ``visible_to``."""
+    events = AuditEvent.objects.for_actor(ActorKind.AGENT, agent.pk).filter(action__in=DECISION_ACTIONS)
+    return [Decision.of(e) for e in events.order_by("-seq")[:limit]]
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteCount:
+    minute: datetime
+    allowed: int
+    denied: int
+
+
+def decisions_per_minute(user: Any, start: datetime, minutes: int) -> list[MinuteCount]:
+    """Allowed and denied checks a user may read, per minute from ``start`` (whole minutes), in one
+    grouped query whatever the traffic."""
+    per_minute = (
+        decisions_visible_to(user)
+        .filter(occurred_at__gte=start, occurred_at__lt=start + timedelta(minutes=minutes))
+        .annotate(minute=TruncMinute("occurred_at"))
+        .order_by()  # the model's ordering would otherwise join the GROUP BY
+        .values("minute", "action")
+        .annotate(n=Count("id"))
+    )
+    counts: dict[int, dict[str, int]] = defaultdict(lambda: {"check.allow": 0, "check.deny": 0})
+    for row in per_minute:
+        index = int((row["minute"] - start).total_seconds() // 60)
+        if 0 <= index < minutes:
+            counts[index][row["action"]] += row["n"]
+    return [
+        MinuteCount(start + timedelta(minutes=i), counts[i]["check.allow"], counts[i]["check.deny"])
+        for i in range(minutes)
+    ]

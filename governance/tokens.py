@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -27,6 +27,7 @@ from django.conf import settings
 from django.utils import timezone
 from jwt.algorithms import OKPAlgorithm
 
+from governance.decision import TokenClaims
 from governance.models import SigningKey
 
 ALGORITHM = "EdDSA"
@@ -35,6 +36,14 @@ ALGORITHM = "EdDSA"
 _KID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Tokens larger than this are refused before any parsing: a real one is well under 2 KiB.
 MAX_TOKEN_BYTES = 8192
+# What a jti Custos issues can look like (``secrets.token_urlsafe``); it is looked up in the database,
+# where e.g. a NUL byte would make the query fail instead of simply not match.
+_JTI_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Time claims are whole seconds between the epoch and the last second datetime can hold.
+_MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
+# Deeper ``act`` nesting than any chain Custos allows is refused rather than walked.
+_MAX_ACT_DEPTH = 16
+_SUBJECT_RE = re.compile(r"(human|agent):([1-9][0-9]{0,18})")
 
 
 def _fernet() -> Fernet:
@@ -109,6 +118,7 @@ class TokenExpired(Exception):
 class VerifiedToken:
     claims: dict[str, Any]
     kid: str
+    parsed: TokenClaims
 
     @property
     def jti(self) -> str:
@@ -117,6 +127,10 @@ class VerifiedToken:
     @property
     def exp(self) -> int:
         return int(self.claims["exp"])
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.exp, tz=UTC)
 
 
 class _PublicKeys:
@@ -233,9 +247,49 @@ def _verify_uncached(token: str, at: datetime) -> VerifiedToken:
         )
     except jwt.PyJWTError as exc:
         raise TokenInvalid(str(exc)) from None
-    if not isinstance(claims.get("act"), dict) or not isinstance(claims.get("scope"), str):
+    return VerifiedToken(claims=claims, kid=kid, parsed=_parse_claims(claims))
+
+
+def _parse_claims(claims: dict[str, Any]) -> TokenClaims:
+    """Check the shape of every claim Custos relies on and parse it. The signature only says the token
+    was signed with a key Custos published; a key that leaked can sign anything, so nothing here may
+    fail other than as ``TokenInvalid``."""
+    for name in ("exp", "iat", "nbf"):
+        value = claims[name]
+        if type(value) is not int or not 0 <= value <= _MAX_TIMESTAMP:
+            raise TokenInvalid(f"malformed {name} claim")
+    if not isinstance(claims["jti"], str) or not _JTI_RE.fullmatch(claims["jti"]):
+        raise TokenInvalid("malformed jti claim")
+    scope, aud, delegation_id = claims["scope"], claims["aud"], claims.get("delegation_id")
+    if not isinstance(scope, str) or not isinstance(aud, str):
         raise TokenInvalid("malformed delegation claims")
-    return VerifiedToken(claims=claims, kid=kid)
+    if delegation_id is not None and (type(delegation_id) is not int or delegation_id < 1):
+        raise TokenInvalid("malformed delegation_id claim")
+    return TokenClaims(
+        human_id=_subject_id("human", claims["sub"]),
+        agent_ids=_act_chain(claims["act"]),
+        scopes=frozenset(scope.split()),
+        audience=aud,
+        delegation_id=delegation_id,
+    )
+
+
+def _subject_id(kind: str, subject: Any) -> int | None:
+    match = _SUBJECT_RE.fullmatch(subject) if isinstance(subject, str) else None
+    return int(match.group(2)) if match and match.group(1) == kind else None
+
+
+def _act_chain(act: Any) -> tuple[int | None, ...]:
+    """The agents of a nested ``act`` claim, the one acting now first (RFC 8693 §4.1)."""
+    agents: list[int | None] = []
+    while act is not None:
+        if not isinstance(act, dict) or len(agents) >= _MAX_ACT_DEPTH:
+            raise TokenInvalid("malformed act claim")
+        agents.append(_subject_id("agent", act.get("sub")))
+        act = act.get("act")
+    if not agents:
+        raise TokenInvalid("malformed act claim")
+    return tuple(agents)
 
 
 def human_subject(human_id: int) -> str:
@@ -248,9 +302,7 @@ def agent_subject(agent_id: int) -> str:
 
 def agent_id_of(subject: Any) -> int | None:
     """The agent id in an ``agent:<id>`` subject, else None."""
-    if isinstance(subject, str) and subject.startswith("agent:") and subject[6:].isdigit():
-        return int(subject[6:])
-    return None
+    return _subject_id("agent", subject)
 
 
 def nested_act(agent_subjects: list[str]) -> dict[str, Any]:
@@ -264,5 +316,15 @@ def nested_act(agent_subjects: list[str]) -> dict[str, Any]:
 
 
 def token_lifetime(requested: timedelta | None, delegation_expires_at: datetime, at: datetime) -> timedelta:
-    lifetime = min(requested or settings.CUSTOS_TOKEN_LIFETIME, settings.CUSTOS_TOKEN_MAX_LIFETIME)
-    return min(lifetime, delegation_expires_at - at)
+    """A token's lifetime: what was asked for (the configured default otherwise), and never past the
+    delegation. Asking for more than the configured maximum is refused, never silently shortened."""
+    maximum = settings.CUSTOS_TOKEN_MAX_LIFETIME
+    if requested is not None and requested > maximum:
+        raise LifetimeExceedsMaximum(
+            f"expires_in may be at most {int(maximum.total_seconds())} seconds (CUSTOS_TOKEN_MAX_LIFETIME)"
+        )
+    return min(requested or settings.CUSTOS_TOKEN_LIFETIME, delegation_expires_at - at)
+
+
+class LifetimeExceedsMaximum(ValueError):
+    pass

@@ -11,7 +11,7 @@ from django.db.backends.postgresql.operations import DatabaseOperations
 from django.test import override_settings
 
 from audit.models import GENESIS_HASH, ChainHead
-from governance import roles
+from console import roles
 from tests import factories
 
 

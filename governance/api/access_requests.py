@@ -1,4 +1,4 @@
-"""API v1 for just-in-time access requests (``governance.jit``).
+"""API v1 for just-in-time access requests (``governance.services.access_requests``).
 
 An agent asks, mid-task, for one scope it lacks (``POST access-requests/`` with its key, or with its
 delegation token: then the request is made under the token's delegation and its root human decides)
@@ -18,18 +18,20 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from governance import jit, roles
+from audit.services import Actor
+from console import roles
+from console.api.errors import ACTION_ERRORS, CREATE_ERRORS, DETAIL_ERRORS, READ_ERRORS
+from console.api.pagination import PARAMETERS as PAGE_PARAMETERS
+from console.api.views import ApiView
+from governance import authn, services
 from governance.api import serializers as s
-from governance.api.agent_auth import agent_principal
-from governance.api.pagination import PARAMETERS as PAGE_PARAMETERS
-from governance.api.views import _ACTION_ERRORS, _CREATE_ERRORS, _DETAIL_ERRORS, _READ_ERRORS, ApiView
 from governance.models import AccessRequest, AccessRequestStatus, Delegation
 
 
 def _access_requests(request: Request) -> QuerySet[AccessRequest]:
     """What the caller may read: an agent its own requests, a console user what ``visible_to`` allows."""
     requests = AccessRequest.objects.select_related("agent", "approver")
-    principal = agent_principal(request)
+    principal = authn.agent_principal(request.user)
     if principal is not None:
         return requests.filter(agent=principal.agent)
     return requests.visible_to(request.user)
@@ -40,7 +42,7 @@ class AccessRequestListApi(ApiView):
         operation_id="access_requests_list",
         tags=["access requests"],
         parameters=[s.AccessRequestFilter, *PAGE_PARAMETERS],
-        responses={200: s.AccessRequestPage, **_READ_ERRORS},
+        responses={200: s.AccessRequestPage, **READ_ERRORS},
         description=(
             "Newest first. Admins and auditors see every request; a reviewer those where the human linked to "
             "them is the approver or the agent's sponsor. `status=pending` leaves out requests past their "
@@ -71,7 +73,7 @@ class AccessRequestCreateApi(ApiView):
         operation_id="access_requests_create",
         tags=["access requests"],
         request=s.AccessRequestCreateInput,
-        responses={201: s.AccessRequestOutput, **_CREATE_ERRORS},
+        responses={201: s.AccessRequestOutput, **CREATE_ERRORS},
         description=(
             "Agents only. With a delegation token the request is made under the token's delegation and goes to "
             "its root human; with a key, to the agent's sponsor. One pending request per agent and scope "
@@ -79,12 +81,12 @@ class AccessRequestCreateApi(ApiView):
         ),
     )
     def post(self, request: Request) -> Response:
-        principal = agent_principal(request)
+        principal = authn.agent_principal(request.user)
         assert principal is not None  # ConsoleRole lets no console user through (write_roles is empty)
         data = self.validated(s.AccessRequestCreateInput, request.data)
         seconds = data.pop("duration_seconds")
-        access_request = jit.access_request_create(
-            actor=self.actor(),
+        access_request = services.access_request_create(
+            actor=Actor.of(request.user),
             agent=principal.agent,
             delegation=Delegation.objects.get(pk=principal.delegation_id) if principal.delegation_id else None,
             duration=timedelta(seconds=seconds) if seconds else None,
@@ -103,7 +105,7 @@ class AccessRequestDetailApi(ApiView):
     @extend_schema(
         operation_id="access_requests_retrieve",
         tags=["access requests"],
-        responses={200: s.AccessRequestOutput, **_DETAIL_ERRORS},
+        responses={200: s.AccessRequestOutput, **DETAIL_ERRORS},
         description=(
             "The asking agent (its key or token) polls here; once approved, `resulting_delegation` is the id "
             "to exchange at /oauth/token. Console users read the requests they can see."
@@ -114,7 +116,7 @@ class AccessRequestDetailApi(ApiView):
 
 
 class _DecideApi(ApiView):
-    # Reviewers reach only the requests they decide (visible_to matches jit.may_decide for them).
+    # Reviewers reach only the requests they decide (visible_to matches services.may_decide for them).
     write_roles = (roles.ADMIN, roles.REVIEWER)
 
 
@@ -123,7 +125,7 @@ class AccessRequestApproveApi(_DecideApi):
         operation_id="access_requests_approve",
         tags=["access requests"],
         request=s.AccessRequestDecideInput,
-        responses={200: s.AccessRequestOutput, **_ACTION_ERRORS},
+        responses={200: s.AccessRequestOutput, **ACTION_ERRORS},
         description=(
             "The approver, the agent's sponsor or an admin approves: a delegation of exactly that scope from the "
             "approver to the agent, for the requested time. The approver must hold the scope "
@@ -133,8 +135,8 @@ class AccessRequestApproveApi(_DecideApi):
     def post(self, request: Request, pk: int) -> Response:
         access_request = get_object_or_404(_access_requests(request), pk=pk)
         data = self.validated(s.AccessRequestDecideInput, request.data)
-        access_request = jit.access_request_approve(
-            actor=self.actor(), user=request.user, request=access_request, note=data["note"]
+        access_request = services.access_request_approve(
+            actor=Actor.of(request.user), user=request.user, request=access_request, note=data["note"]
         )
         return Response(s.AccessRequestOutput(access_request).data)
 
@@ -144,13 +146,13 @@ class AccessRequestDenyApi(_DecideApi):
         operation_id="access_requests_deny",
         tags=["access requests"],
         request=s.AccessRequestDecideInput,
-        responses={200: s.AccessRequestOutput, **_ACTION_ERRORS},
+        responses={200: s.AccessRequestOutput, **ACTION_ERRORS},
         description="The approver, the agent's sponsor or an admin denies. 409 once decided or lapsed.",
     )
     def post(self, request: Request, pk: int) -> Response:
         access_request = get_object_or_404(_access_requests(request), pk=pk)
         data = self.validated(s.AccessRequestDecideInput, request.data)
-        access_request = jit.access_request_deny(
-            actor=self.actor(), user=request.user, request=access_request, note=data["note"]
+        access_request = services.access_request_deny(
+            actor=Actor.of(request.user), user=request.user, request=access_request, note=data["note"]
         )
         return Response(s.AccessRequestOutput(access_request).data)

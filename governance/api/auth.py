@@ -1,4 +1,13 @@
-"""Personal API tokens for console users: ``Authorization: Bearer cu_<prefix>_<secret>``."""
+"""DRF authentication for API v1: thin adapters over ``governance.authn``.
+
+- ``ApiTokenAuthentication``: ``Authorization: Bearer cu_<prefix>_<secret>``, a console user's
+  personal API token;
+- ``AgentAuthentication``: ``Bearer ck_…`` (an agent key, the agent acting as itself) or
+  ``Bearer <JWT>`` (a delegation token issued for Custos, the agent acting within its chain).
+
+The agent's principal holds no console role, so every ``visible_to`` shows it nothing and
+``ConsoleRole`` refuses it everywhere except on the operations that name it in ``agent_methods``.
+"""
 
 from __future__ import annotations
 
@@ -6,47 +15,71 @@ from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import exceptions
+from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
-from governance import credentials
+from governance import authn
+from governance.decision import Reason
 from governance.models import ApiToken
+from governance.usage import usage
 
-# Recording every use would add a write to every request; once a minute is enough to see activity.
-LAST_USED_RESOLUTION_SECONDS = 60
+REALM = 'Bearer realm="custos"'
+
+
+class CredentialRefused(exceptions.APIException):
+    """401 naming why the credential was refused (``credential_expired``, ``delegation_revoked``…): an
+    agent deserves the precise reason, the same one the check would give."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_detail = "The credential is not valid."
+    default_code = Reason.CREDENTIAL_INVALID
+
+    def __init__(self, refused: authn.CredentialRefused) -> None:
+        super().__init__(refused.detail, refused.reason)
+        # The exception handler reads default_code for exceptions it does not map itself.
+        self.default_code = refused.reason
+
+
+def _presented(request: Request) -> str | None:
+    try:
+        return authn.bearer(get_authorization_header(request))
+    except authn.CredentialRefused as refused:
+        raise CredentialRefused(refused) from None
 
 
 class ApiTokenAuthentication(BaseAuthentication):
-    keyword = b"bearer"
-
     def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword:
-            return None
-        if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header.", code="credential_invalid")
+        presented = _presented(request)
+        if presented is None or authn.kind_of(presented) != "api_token":
+            return None  # not ours: no bearer, or an agent's credential
         try:
-            presented = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Invalid token.", code="credential_invalid") from None
-        if not presented.startswith("cu_"):
-            return None  # not ours: an agent credential or another scheme
-        prefix = credentials.parse_prefix("cu", presented)
-        token = (
-            ApiToken.objects.select_related("user").filter(prefix=prefix, revoked_at__isnull=True).first()
-            if prefix
-            else None
-        )
-        if token is None or not credentials.matches(presented, token.hashed) or not token.user.is_active:
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.", code="credential_invalid")
-        now = timezone.now()
-        if token.last_used_at is None or (now - token.last_used_at).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        return token.user, token
+            return authn.authenticate_api_token(presented)
+        except authn.CredentialRefused as refused:
+            raise CredentialRefused(refused) from None
 
     def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="custos"'
+        return REALM
+
+
+class AgentAuthentication(BaseAuthentication):
+    """Runs after ``ApiTokenAuthentication``, which takes the ``cu_`` bearers."""
+
+    def authenticate(self, request: Request) -> tuple[authn.AgentPrincipal, None] | None:
+        presented = _presented(request)
+        if presented is None or authn.kind_of(presented) == "api_token":
+            return None
+        at = timezone.now()
+        try:
+            principal = authn.authenticate_agent(presented, at)
+        except authn.CredentialRefused as refused:
+            raise CredentialRefused(refused) from None
+        # Last use and last activity, buffered: no database write per request.
+        usage.record(agent_id=principal.agent.pk, key_id=principal.key_id, at=at)
+        return principal, None
+
+    def authenticate_header(self, request: Request) -> str:
+        return REALM
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
@@ -60,4 +93,20 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "description": "A personal API token (`manage.py api_token USERNAME`): `Bearer cu_<prefix>_<secret>`.",
+        }
+
+
+class AgentCredentialScheme(OpenApiAuthenticationExtension):
+    target_class = AgentAuthentication
+    name = "agentCredential"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "An agent's own key (`Bearer ck_<prefix>_<secret>`) or a delegation token from `/oauth/token`. "
+                "Agents may only register their sub-agents, issue their keys, delegate within their chain, "
+                "rotate their own keys and ask for access."
+            ),
         }

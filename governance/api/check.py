@@ -14,14 +14,13 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance import runtime
+from console.api.parsers import SafeJSONParser
+from governance import authn, runtime
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ CheckOutputSerializer = inline_serializer(
     {
         "decision": serializers.ChoiceField(choices=["allow", "deny"]),
         "reason": serializers.CharField(),
-        "detail": serializers.CharField(),
+        "detail": serializers.CharField(allow_blank=True, help_text="Why, for people; empty when allowed."),
         "decision_id": serializers.CharField(help_text="The hash of the audit event recording this decision."),
         "subject": inline_serializer(
             "CheckSubject",
@@ -105,26 +104,18 @@ CheckOutputSerializer = inline_serializer(
 )
 
 
-class _CheckJSONParser(JSONParser):
-    """Deeply nested JSON (``[[[[…]]]]``) raises RecursionError, no ValueError: a 500 without this."""
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
-
-
 def _bearer(request: Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else ""
+    """The credential presented, or "" (then the check records a credential_invalid denial)."""
+    try:
+        return authn.bearer(request.headers.get("Authorization")) or ""
+    except authn.CredentialRefused:
+        return ""
 
 
 class CheckApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
-    parser_classes = [_CheckJSONParser]
+    parser_classes = [SafeJSONParser]
     throttle_classes: list[Any] = []
 
     @extend_schema(

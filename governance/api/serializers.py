@@ -7,16 +7,22 @@ never carry a secret, except the one response that creates a key.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from django.db.models import Model
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from audit.models import ActorKind, AuditEvent
-from governance.api.pagination import page_serializer
+from console.api.fields import (
+    MAX_LIST,
+    MAX_TEXT,
+    AwareDateTimeField,
+    StrictCharField,
+    VisibleIdField,
+    reason,
+    text,
+)
+from console.api.pagination import page_serializer
 from governance.models import (
     AccessRequest,
     AccessRequestStatus,
@@ -36,89 +42,9 @@ from governance.models import (
     Sensitivity,
 )
 
-# Generous, but bounded: nothing the console shows needs more, and a bound keeps megabyte strings out
-# of the database and the audit log.
-MAX_TEXT = 2000
-MAX_LIST = 100
-
 # NAMES_LIKE_DRF_ATTRIBUTES: fields called parent, source or fields are fine at run time (the serializer
 # metaclass moves declared fields out of the class namespace), but the type stubs read them as overriding
 # the Field/Serializer attributes of the same name, hence the ``type: ignore[assignment]`` on them.
-
-# --- Fields ---------------------------------------------------------------------------------
-
-
-class StrictCharField(serializers.CharField):
-    """Text only: DRF's CharField quietly turns numbers into strings, which hides client bugs."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return str(super().to_internal_value(data))
-
-
-class AwareDateTimeField(serializers.DateTimeField):
-    """An ISO 8601 time with an offset. DRF would read a naive time in the server's zone; for
-    expiries that silently shifts access by hours, so it is refused instead."""
-
-    default_error_messages = {"naive": "Include a time zone, e.g. 2030-01-31T17:00:00Z."}
-
-    def enforce_timezone(self, value: datetime) -> datetime:
-        if timezone.is_naive(value):
-            self.fail("naive")
-        return super().enforce_timezone(value)
-
-
-class VisibleIdField(serializers.PrimaryKeyRelatedField):
-    """The integer id of an object the caller may see. Unknown and invisible ids give the same field
-    error, so the answer reveals nothing about objects outside the caller's view."""
-
-    default_error_messages = {
-        "does_not_exist": "No {model} with id {pk_value} that you can see.",
-        "incorrect_type": "Expected an integer id, got {data_type}.",
-    }
-
-    def __init__(self, model: type[Model], **kwargs: Any) -> None:
-        self.model = model
-        super().__init__(queryset=model._default_manager.all(), **kwargs)
-
-    def get_queryset(self) -> Any:
-        request = self.context.get("request")
-        return self.model._default_manager.visible_to(getattr(request, "user", None))  # type: ignore[attr-defined]
-
-    def to_internal_value(self, data: Any) -> Any:
-        if type(data) is not int:
-            self.fail("incorrect_type", data_type=type(data).__name__)
-        if data < 1:
-            self.fail("does_not_exist", model=self.model._meta.verbose_name, pk_value=data)
-        try:
-            return self.get_queryset().get(pk=data)
-        except self.model.DoesNotExist:  # type: ignore[attr-defined]
-            self.fail("does_not_exist", model=self.model._meta.verbose_name, pk_value=data)
-
-
-def _text(max_length: int = MAX_TEXT, **kwargs: Any) -> StrictCharField:
-    kwargs.setdefault("required", False)
-    kwargs.setdefault("allow_blank", True)
-    kwargs.setdefault("default", "")
-    return StrictCharField(max_length=max_length, **kwargs)
-
-
-def _reason() -> StrictCharField:
-    return _text(help_text="Why; kept in the audit log.")
-
-
-# --- Errors ---------------------------------------------------------------------------------
-
-
-class ErrorOutput(serializers.Serializer[Any]):
-    code = serializers.CharField(help_text="Stable machine-readable code, e.g. sponsor_inactive.")
-    detail = serializers.CharField(help_text="A sentence for people.")
-    fields = serializers.DictField(  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
-        child=serializers.ListField(child=serializers.CharField()),
-        help_text="Messages per input field at fault (may be empty).",
-    )
-
 
 # --- Humans ---------------------------------------------------------------------------------
 
@@ -144,8 +70,8 @@ class HumanOutput(serializers.ModelSerializer[Human]):
 class HumanCreateInput(serializers.Serializer[Any]):
     email = serializers.EmailField(max_length=254)
     name = StrictCharField(max_length=200)
-    department = _text(120)
-    title = _text(120)
+    department = text(120)
+    title = text(120)
     manager = VisibleIdField(Human, required=False, allow_null=True, default=None)
     external_id = StrictCharField(max_length=200, required=False, allow_null=True, default=None)
 
@@ -182,7 +108,7 @@ class AgentOutput(serializers.ModelSerializer[Agent]):
 
 class AgentCreateInput(serializers.Serializer[Any]):
     name = StrictCharField(max_length=120)
-    purpose = _text()
+    purpose = text()
     sponsor = VisibleIdField(
         Human, required=False, allow_null=True, default=None, help_text="Required unless parent is given."
     )
@@ -198,7 +124,7 @@ class SubAgentCreateInput(serializers.Serializer[Any]):
     caller and its sponsor, which they default to."""
 
     name = StrictCharField(max_length=120)
-    purpose = _text()
+    purpose = text()
     sponsor = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
     parent = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices, default=RiskTier.MEDIUM)
@@ -213,7 +139,7 @@ class AgentFilter(serializers.Serializer[Any]):
 
 
 class ReasonInput(serializers.Serializer[Any]):
-    reason = _reason()
+    reason = reason()
 
 
 # --- Resources ------------------------------------------------------------------------------
@@ -236,7 +162,7 @@ class ResourceCreateInput(serializers.Serializer[Any]):
     )
     kind = serializers.ChoiceField(choices=ResourceKind.choices, default=ResourceKind.API)
     sensitivity = serializers.ChoiceField(choices=Sensitivity.choices, default=Sensitivity.MEDIUM)
-    description = _text()
+    description = text()
 
 
 class ResourceFilter(serializers.Serializer[Any]):
@@ -294,7 +220,7 @@ class GrantCreateInput(serializers.Serializer[Any]):
         required=False, allow_null=True, default=None, help_text="Required for agents; open-ended for humans if null."
     )
     valid_from = AwareDateTimeField(required=False, allow_null=True, default=None)
-    justification = _text()
+    justification = text()
     source = serializers.ChoiceField(choices=GrantSource.choices, default=GrantSource.DIRECT)  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -424,7 +350,7 @@ class AgentKeyCreatedOutput(AgentKeyOutput):
 
 
 class AgentKeyCreateInput(serializers.Serializer[Any]):
-    name = _text(120)
+    name = text(120)
     expires_at = AwareDateTimeField(
         required=False, allow_null=True, default=None, help_text="Defaults to the configured key lifetime."
     )
@@ -502,8 +428,8 @@ class AccessRequestOutput(serializers.ModelSerializer[AccessRequest]):
 class AccessRequestCreateInput(serializers.Serializer[Any]):
     scope = StrictCharField(max_length=200, help_text="resource:action")
     justification = StrictCharField(max_length=MAX_TEXT, help_text="Why the task needs it.")
-    intent = _text(500, help_text="The goal of the task at hand.")
-    session_id = _text(200)
+    intent = text(500, help_text="The goal of the task at hand.")
+    session_id = text(200)
     duration_seconds = serializers.IntegerField(
         min_value=1,
         max_value=7 * 24 * 3600,
@@ -520,55 +446,7 @@ class AccessRequestFilter(serializers.Serializer[Any]):
 
 
 class AccessRequestDecideInput(serializers.Serializer[Any]):
-    note = _text(help_text="Kept with the decision and in the audit log.")
-
-
-# --- Audit ----------------------------------------------------------------------------------
-
-
-class AuditEventOutput(serializers.ModelSerializer[AuditEvent]):
-    class Meta:
-        model = AuditEvent
-        fields = [
-            "seq",
-            "occurred_at",
-            "actor_kind",
-            "actor_id",
-            "actor_label",
-            "on_behalf_of",
-            "action",
-            "target_type",
-            "target_id",
-            "target_label",
-            "context",
-            "prev_hash",
-            "hash",
-        ]
-        read_only_fields = fields
-
-
-class AuditEventFilter(serializers.Serializer[Any]):
-    action = serializers.CharField(max_length=80, required=False, help_text="Exact action, e.g. grant.revoke.")
-    actor_kind = serializers.ChoiceField(choices=ActorKind.choices, required=False)
-    actor_id = serializers.CharField(max_length=64, required=False)
-    target_type = serializers.CharField(max_length=40, required=False)
-    target_id = serializers.CharField(max_length=64, required=False)
-    since = AwareDateTimeField(required=False, help_text="Events at or after this time.")
-    until = AwareDateTimeField(required=False, help_text="Events before this time.")
-
-
-class AuditVerifyOutput(serializers.Serializer[Any]):
-    ok = serializers.BooleanField()
-    checked = serializers.IntegerField(help_text="Events whose hash was recomputed.")
-    head_seq = serializers.IntegerField()
-    first_bad_seq = serializers.IntegerField(allow_null=True)
-    problem = serializers.CharField(allow_blank=True)
-
-
-class AuditBrokenOutput(AuditVerifyOutput):
-    code = serializers.CharField(help_text="audit_chain_broken")
-    detail = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
+    note = text(help_text="Kept with the decision and in the audit log.")
 
 
 # --- Pages ----------------------------------------------------------------------------------
@@ -580,4 +458,3 @@ GrantPage = page_serializer(GrantOutput, "GrantPage")
 DelegationPage = page_serializer(DelegationOutput, "DelegationPage")
 AgentKeyPage = page_serializer(AgentKeyOutput, "AgentKeyPage")
 AccessRequestPage = page_serializer(AccessRequestOutput, "AccessRequestPage")
-AuditEventPage = page_serializer(AuditEventOutput, "AuditEventPage")

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from audit.services import Actor
-from governance import jit, services
+from governance import services
 from governance.models import (
     AccessRequest,
     Agent,
@@ -94,7 +94,7 @@ def build_world() -> World:
 
     other = factories.make_chain(depth=1)
     other_key, _ = factories.make_key(other["agents"][0])
-    access_request = jit.access_request_create(
+    access_request = services.access_request_create(
         actor=Actor.agent(agent), agent=agent, scope=resource.scope("write"), justification="to file the report"
     )
     return World(

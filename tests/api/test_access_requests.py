@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from audit.services import Actor
-from governance import jit, oauth, services
+from governance import oauth, services
 from governance.models import AccessRequest, Agent, Delegation, Human, Resource
 from tests import factories
 from tests.api.support import World, snapshot
@@ -276,7 +276,7 @@ def test_an_unanswered_request_lapses(scene: Scene, admin_user: User) -> None:
         polled = _bearer(scene.key).get(f"/api/v1/access-requests/{asked['id']}/").json()
         listed = scene.as_user(admin_user).get("/api/v1/access-requests/?status=expired").json()["results"]
         pending = scene.as_user(admin_user).get("/api/v1/access-requests/?status=pending").json()["results"]
-        swept = jit.access_request_expire_due(actor=Actor.system("tests"))
+        swept = services.access_request_expire_due(actor=Actor.system("tests"))
 
     assert approve.status_code == 409
     assert approve.json()["code"] == "request_expired"

@@ -11,7 +11,7 @@ import pytest
 from audit.models import AuditEvent
 from audit.services import Actor
 from custos_client import CustosClient, CustosError
-from governance import jit
+from governance import services
 from governance.models import AccessRequest, Agent, AgentKey, Delegation
 from tests import factories
 
@@ -76,7 +76,7 @@ def test_an_agent_and_its_sub_agent_work_through_the_client(live_server: Any) ->
         "crm.contacts:delete", justification="a duplicate contact", intent="merge duplicates", token=token.access_token
     )
     assert (asked.status, asked.resulting_delegation) == ("pending", None)
-    jit.access_request_approve(
+    services.access_request_approve(
         actor=Actor.user(approver), user=approver, request=AccessRequest.objects.get(pk=asked.id), note="once"
     )
     polled = client.access_request(asked.id)

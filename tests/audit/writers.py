@@ -60,7 +60,7 @@ def delegate(args: argparse.Namespace) -> dict[str, Any]:
     from django.utils import timezone
 
     from audit.services import Actor
-    from governance.errors import ValidationFailed
+    from console.errors import ValidationFailed
     from governance.models import Agent, Delegation
     from governance.services import delegation_create
 

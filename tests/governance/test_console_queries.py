@@ -12,8 +12,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from governance import jit, runtime, services
-from governance.views import PAGE_SIZE
+from console.paging import PAGE_SIZE
+from governance import runtime, services
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -131,11 +131,11 @@ def test_agent_pages_follow_a_keyset_from_one_page_to_the_next(auditor_user: Use
     first = auditor.get(reverse("console:agents"), {"q": "bot-"})
     assert first.context["agents"][0].name == "bot-000"
     assert len(first.context["agents"]) == PAGE_SIZE
-    next_query = first.context["next_query"]
+    next_query = first.context["page"].next_query
     assert next_query and "after=" in next_query and "q=bot-" in next_query
     second = auditor.get(reverse("console:agents") + "?" + next_query)
     assert [a.name for a in second.context["agents"]] == names[PAGE_SIZE:]
-    assert second.context["next_query"] is None
+    assert second.context["page"].next_query is None
 
 
 def test_audit_pages_go_back_in_sequence_order(auditor_user: User) -> None:
@@ -145,7 +145,7 @@ def test_audit_pages_go_back_in_sequence_order(auditor_user: User) -> None:
     first = auditor.get(reverse("console:audit"))
     seqs = [row.event.seq for row in first.context["events"]]
     assert seqs == sorted(seqs, reverse=True)
-    second = auditor.get(reverse("console:audit") + "?" + first.context["next_query"])
+    second = auditor.get(reverse("console:audit") + "?" + first.context["page"].next_query)
     older = [row.event.seq for row in second.context["events"]]
     assert older and max(older) == seqs[-1] - 1
 
@@ -192,7 +192,7 @@ def _traffic(agent: Any, key: str, resource: Any, rounds: int) -> None:
             runtime.check(credential=key, action=action, resource=resource.name, context={"session_id": f"s{n}"})
         factories.make_token(key, agent.delegations.first())
         extra = factories.make_resource(actions=("read",))
-        jit.access_request_create(
+        services.access_request_create(
             actor=factories.SYSTEM, agent=agent, scope=extra.scope("read"), justification="needs it"
         )
 
@@ -230,7 +230,7 @@ def _add_requests(count: int, approver: Any) -> None:
     for _ in range(count):
         for sponsor in (approver, factories.make_human()):
             agent = factories.make_agent(sponsor=sponsor)
-            jit.access_request_create(
+            services.access_request_create(
                 actor=factories.SYSTEM, agent=agent, scope=resource.scope("read"), justification="mid-task"
             )
 
@@ -249,7 +249,7 @@ def test_the_access_requests_page_costs_the_same_whatever_its_length(
     _add_requests(PAGE_SIZE // 2, approver)
     with django_assert_num_queries(ACCESS_REQUESTS_PAGE_FOR_AN_AUDITOR):
         response = auditor.get(url)
-    assert len(response.context["rows"]) == PAGE_SIZE and response.context["next_query"]
+    assert len(response.context["rows"]) == PAGE_SIZE and response.context["page"].next_query
     with django_assert_num_queries(ACCESS_REQUESTS_PAGE_FOR_A_REVIEWER):
         response = reviewer.get(url)
     assert len(response.context["rows"]) == PAGE_SIZE // 2 + 2

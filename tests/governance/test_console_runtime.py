@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from governance import jit, runtime, services
+from governance import runtime, services
 from governance.models import (
     AccessRequest,
     AccessRequestStatus,
@@ -94,7 +94,7 @@ def world() -> World:
     ask = factories.SYSTEM
 
     def request(agent: Agent, scope: str, **kwargs: Any) -> AccessRequest:
-        return jit.access_request_create(
+        return services.access_request_create(
             actor=ask, agent=agent, scope=scope, justification=f"{agent.name} needs {scope}", **kwargs
         )
 
@@ -219,7 +219,7 @@ def test_the_list_shows_what_a_decider_needs(world: World) -> None:
 
 
 def test_the_status_filter_separates_pending_decided_and_lapsed_requests(world: World) -> None:
-    jit.access_request_deny(actor=factories.SYSTEM, user=world.users["admin"], request=world.to_otto)
+    services.access_request_deny(actor=factories.SYSTEM, user=world.users["admin"], request=world.to_otto)
     assert _listed(world, "admin") == {world.to_dana.pk, world.to_dana_as_sponsor.pk}
     assert _listed(world, "admin", "?status=denied") == {world.to_otto.pk}
     assert _listed(world, "admin", "?status=approved") == set()
@@ -351,7 +351,7 @@ def test_an_approver_who_no_longer_holds_the_scope_sees_the_refusal_inline(world
 
 
 def test_a_request_decided_meanwhile_comes_back_decided_with_the_reason(world: World) -> None:
-    jit.access_request_deny(actor=factories.SYSTEM, user=world.users["admin"], request=world.to_dana, note="first")
+    services.access_request_deny(actor=factories.SYSTEM, user=world.users["admin"], request=world.to_dana, note="first")
     response = world.client("approver").post(_decide_url("approve", world.to_dana), headers=HTMX)
     assert response.status_code == 422
     page = response.content.decode()
@@ -387,7 +387,7 @@ def test_the_badge_fragment_polls_and_forgets_decided_and_lapsed_requests(world:
     fragment = client.get(url, headers=HTMX).content.decode()
     assert _badge(fragment) == "2"
     assert 'hx-trigger="every 15s' in fragment and "<html" not in fragment
-    jit.access_request_deny(actor=factories.SYSTEM, user=world.users["admin"], request=world.to_dana)
+    services.access_request_deny(actor=factories.SYSTEM, user=world.users["admin"], request=world.to_dana)
     assert _badge(client.get(url, headers=HTMX).content.decode()) == "1"
     with time_machine.travel(world.to_dana_as_sponsor.expires_at + timedelta(seconds=1)):
         assert _badge(client.get(url, headers=HTMX).content.decode()) == ""

@@ -16,8 +16,9 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from console.errors import Conflict, DomainError, ValidationFailed
 from governance import credentials, services
-from governance.errors import Conflict, DomainError, ValidationFailed
+from governance.chain import Reason, delegation_usability
 from governance.models import (
     Agent,
     AgentKey,
@@ -30,7 +31,6 @@ from governance.models import (
     HumanStatus,
     Resource,
 )
-from governance.selectors import Reason, delegation_usability
 from tests.factories import SYSTEM, make_agent, make_delegation, make_grant, make_human, make_key, make_resource
 
 pytestmark = pytest.mark.django_db
@@ -436,11 +436,15 @@ def test_a_root_human_who_left_stops_delegation(org: Org) -> None:
     refused("human_inactive", lambda: create(delegate=org.sub, parent=root, scopes=[org.read]))
 
 
-def test_a_root_human_who_lost_the_grant_stops_delegation(org: Org) -> None:
+def test_a_root_human_who_lost_a_grant_stops_delegation_of_that_scope_only(org: Org) -> None:
     root = root_of(org)
     services.grant_revoke(actor=SYSTEM, grant=org.grants["write"])
-    # The parent link itself is no longer usable for all its scopes, so nothing below it is created.
-    refused("delegator_lacks_grant", lambda: create(delegate=org.sub, parent=root, scopes=[org.read]))
+    # Creation checks what the new link asks for (SPEC §3), as the check does on every request.
+    refused("delegator_lacks_grant", lambda: create(delegate=org.sub, parent=root, scopes=[org.write]))
+    refused("delegator_lacks_grant", lambda: create(delegate=org.sub, parent=root, scopes=[org.read, org.write]))
+    child = create(delegate=org.sub, parent=root, scopes=[org.read])
+    assert child.scopes == [org.read]
+    assert delegation_usability(child).usable
 
 
 # --- The usability selector ------------------------------------------------------------------------

@@ -21,10 +21,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from audit.models import AuditEvent
+from console.errors import DomainError
 from governance import services
-from governance.errors import DomainError
+from governance.chain import delegation_usability
 from governance.models import Agent, Delegation, DelegationStatus, Grant, GrantStatus, Human
-from governance.selectors import delegation_usability
 from tests.factories import SYSTEM, make_agent, make_grant, make_human, make_resource
 
 pytestmark = pytest.mark.django_db

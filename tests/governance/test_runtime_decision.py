@@ -18,6 +18,7 @@ from governance.decision import (
     Link,
     Outcome,
     Reason,
+    TokenClaims,
     TokenState,
     decide_chain,
     decide_key,
@@ -73,18 +74,35 @@ def key(**changes: object) -> KeyState:
 
 
 def token(state: ChainState | None = None, **changes: object) -> TokenState:
-    base = TokenState(revoked=False, agent_id=103, chain=state if state is not None else chain())
+    base = TokenState(
+        revoked=False,
+        agent_id=103,
+        chain=state if state is not None else chain(),
+        scopes=frozenset({READ, WRITE}),
+        audience="https://custos.test",
+        delegation_id=3,
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def claims_of(state: TokenState, **changes: object) -> TokenClaims:
+    """What a genuine token for ``state`` says: exactly its record and the chain it was issued under."""
+    live = state.chain
+    base = TokenClaims(
+        human_id=live.root_human_id if live is not None else 7,
+        agent_ids=tuple(link.agent_id for link in reversed(live.links)) if live is not None else (state.agent_id,),
+        scopes=state.scopes,
+        audience=state.audience,
+        delegation_id=state.delegation_id,
+    )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
 def decide(state: TokenState, wanted: frozenset[str] = frozenset({READ}), scopes: frozenset[str] | None = None) -> str:
-    return decide_token(
-        state,
-        claimed_agent_id=103,
-        token_scopes=scopes if scopes is not None else frozenset({READ, WRITE}),
-        wanted=wanted,
-        at=NOW,
-    ).reason
+    """The decision on ``state``, for a token issued for ``scopes`` (its record's by default)."""
+    if scopes is not None:
+        state = dataclasses.replace(state, scopes=scopes)
+    return decide_token(state, claims=claims_of(state), wanted=wanted, at=NOW).reason
 
 
 # --- decide_chain ---------------------------------------------------------------------------
@@ -222,10 +240,61 @@ def test_a_token_whose_record_names_another_agent_is_credential_invalid() -> Non
 def test_a_token_whose_delegation_no_longer_exists_is_no_delegation() -> None:
     # Unreachable through HTTP: a token's delegation is protected from deletion (on_delete=PROTECT),
     # so the loader never returns chain=None for a stored token. The rule is pinned here.
-    outcome = decide_token(
-        token(chain=None), claimed_agent_id=103, token_scopes=frozenset({READ}), wanted=frozenset({READ}), at=NOW
-    )
+    state = token(chain=None)
+    outcome = decide_token(state, claims=claims_of(state), wanted=frozenset({READ}), at=NOW)
     assert outcome.reason == Reason.NO_DELEGATION
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"scopes": frozenset({READ, WRITE, "crm.contacts:delete"})},
+        {"scopes": frozenset({READ})},
+        {"audience": "billing.ledger"},
+        {"delegation_id": 2},
+        {"delegation_id": None},
+        {"human_id": 8},
+        {"human_id": None},
+        {"agent_ids": (102, 101)},
+        {"agent_ids": (103, 102)},
+        {"agent_ids": (103, 102, 101, 100)},
+        {"agent_ids": (101, 102, 103)},
+        {"agent_ids": (103, None, 101)},
+    ],
+    ids=[
+        "wider-scope",
+        "narrower-scope",
+        "other-audience",
+        "other-delegation",
+        "no-delegation",
+        "other-human",
+        "no-human",
+        "acting-agent-swapped",
+        "chain-cut-short",
+        "chain-extended",
+        "chain-reversed",
+        "chain-unreadable",
+    ],
+)
+def test_a_token_that_says_anything_other_than_its_record_is_credential_invalid(forged: dict[str, object]) -> None:
+    # What a token re-signed with a stolen signing key could claim: each is refused before the chain is
+    # even looked at, and the wider scope in particular never reaches the scope rule.
+    state = token()
+    outcome = decide_token(state, claims=claims_of(state, **forged), wanted=frozenset({READ}), at=NOW)
+    assert outcome.reason == Reason.CREDENTIAL_INVALID
+    assert outcome.detail == "the token does not match its record"
+
+
+def test_a_revoked_token_is_credential_revoked_even_when_its_claims_were_forged() -> None:
+    state = token(revoked=True)
+    assert decide_token(state, claims=claims_of(state, human_id=8), wanted=frozenset({READ}), at=NOW).reason == (
+        Reason.CREDENTIAL_REVOKED
+    )
+
+
+def test_a_token_past_its_recorded_expiry_is_credential_expired_up_to_the_last_instant() -> None:
+    assert decide(token(expires_at=NOW)) == Reason.CREDENTIAL_EXPIRED
+    assert decide(token(expires_at=NOW + timedelta(microseconds=1))) == Reason.ALLOWED
 
 
 def test_a_token_never_allows_more_than_its_own_scope_even_if_the_delegation_would() -> None:

@@ -23,7 +23,7 @@ from django.http import HttpResponse
 from django.test import Client
 
 from audit.models import AuditEvent
-from governance import oauth, runtime
+from governance import chain, oauth, runtime
 from governance.decision import Reason
 from tests.factories import make_chain, make_chain_tokens
 
@@ -87,7 +87,7 @@ def test_a_failure_of_any_kind_underneath_is_a_503_deny_not_a_500(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("something nobody anticipated")
 
-    monkeypatch.setattr(runtime, "load_token_state", broken)
+    monkeypatch.setattr(chain, "load_token", broken)
     assert_unavailable_deny(check(token, resource))
     assert recorded_allows() == 0
 

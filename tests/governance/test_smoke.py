@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from governance.selectors import delegation_usability
+from governance.chain import delegation_usability
 from tests.factories import make_chain
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.services import Actor
-from governance import roles, services
+from console import roles
+from governance import services
 
 
 class Command(BaseCommand):

@@ -24,11 +24,15 @@ ROLES = (ADMIN, REVIEWER, AUDITOR)
 _CACHE_ATTR = "_custos_roles"
 
 
+def is_agent(user: Any) -> bool:
+    """An agent calling the API with its own key or token (its principal says ``is_agent``): no console user."""
+    return bool(getattr(user, "is_agent", False))
+
+
 def roles_of(user: Any) -> frozenset[str]:
     if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
         return frozenset()
-    if getattr(user, "is_agent", False):
-        # An agent calling the API with its key or token (governance.api.agent_auth) is no console user.
+    if is_agent(user):
         return frozenset()
     cached = getattr(user, _CACHE_ATTR, None)
     if cached is None:

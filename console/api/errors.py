@@ -1,4 +1,9 @@
-"""One exception handler: every API error is JSON ``{code, detail, fields}`` with a stable code."""
+"""Every API error is JSON ``{code, detail, fields}`` with a stable code.
+
+``exception_handler`` (DRF's ``EXCEPTION_HANDLER``) maps domain errors and what bad input can still
+provoke underneath to a 4xx; ``console.error_pages`` answers in the same shape for URLs under the API's
+prefixes that no API view matched. The ``*_ERRORS`` maps describe these answers in the OpenAPI schema.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,11 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError
 from django.http import Http404
-from rest_framework import exceptions, status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
-from governance.errors import DomainError
+from console.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -109,3 +115,30 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if exc.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:
         response["WWW-Authenticate"] = 'Bearer realm="custos"'
     return response
+
+
+# --- The schema's description of errors ---------------------------------------------------------
+
+
+class ErrorOutput(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. sponsor_inactive.")
+    detail = serializers.CharField(help_text="A sentence for people.")
+    fields = serializers.DictField(  # type: ignore[assignment]  # a field named like a Serializer attribute
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages per input field at fault (may be empty).",
+    )
+
+
+AUTH_ERRORS = {
+    401: OpenApiResponse(ErrorOutput, description="No or invalid credentials."),
+    403: OpenApiResponse(ErrorOutput, description="Your role does not allow this."),
+}
+READ_ERRORS = {**AUTH_ERRORS, 400: OpenApiResponse(ErrorOutput, description="Bad filter or cursor.")}
+DETAIL_ERRORS = {**AUTH_ERRORS, 404: OpenApiResponse(ErrorOutput, description="No such object visible to you.")}
+CREATE_ERRORS = {
+    **AUTH_ERRORS,
+    400: OpenApiResponse(ErrorOutput, description="Invalid input; nothing was written."),
+    409: OpenApiResponse(ErrorOutput, description="Conflicts with the current state; nothing was written."),
+    413: OpenApiResponse(ErrorOutput, description="Request body too large."),
+}
+ACTION_ERRORS = {**CREATE_ERRORS, **DETAIL_ERRORS}

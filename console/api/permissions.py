@@ -8,8 +8,7 @@ from typing import Any
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-from governance import roles
-from governance.api.agent_auth import AgentPrincipal
+from console import roles
 
 
 class ConsoleRole(BasePermission):
@@ -28,7 +27,7 @@ class ConsoleRole(BasePermission):
     code = "forbidden"
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        if isinstance(request.user, AgentPrincipal):
+        if roles.is_agent(request.user):
             # Set per request: DRF builds the permission objects anew for each one.
             self.message = (
                 "An agent may only register its own sub-agents, issue their keys, delegate to them within its "

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Model, QuerySet
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -28,8 +27,16 @@ _MAX_CURSOR_LENGTH = 200
 _MAX_KEY = 2**63 - 1  # bigint: anything larger cannot be a row's key
 
 PARAMETERS = [
-    OpenApiParameter("cursor", OpenApiTypes.STR, description="Opaque cursor from a previous page's next/previous."),
-    OpenApiParameter("limit", OpenApiTypes.INT, description=f"Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})."),
+    OpenApiParameter(
+        "cursor",
+        {"type": "string", "maxLength": _MAX_CURSOR_LENGTH},
+        description="Opaque cursor from a previous page's next/previous.",
+    ),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        description=f"Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}).",
+    ),
 ]
 
 

@@ -1,0 +1,3 @@
+"""The governance pages of the console, one module per page. Every view fetches through
+``visible_to(user)``, so what a page shows is decided here and in the models, never in a template;
+every change goes through ``governance.services``."""

@@ -1,0 +1,90 @@
+"""The overview: counts, access about to lapse, and the decisions arriving live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from console.pages import HtmxHttpRequest, render_live
+from console.roles import reads_everything, role_required
+from governance import selectors
+from governance.models import AccessRequest, Agent, AgentKey, AgentStatus, Delegation, DriftEvent, Grant
+
+LIVE_DECISIONS = 10
+LIVE_MINUTES = 60
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteBar:
+    minute: datetime
+    allow: int
+    deny: int
+    # Heights relative to the busiest minute, as a whole percentage (the bar's CSS class).
+    allow_pct: int
+    deny_pct: int
+
+
+def _live_context(user: Any, now: datetime) -> dict[str, Any]:
+    """The live panel: decisions per minute over the last hour and the latest few, two queries."""
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=LIVE_MINUTES - 1)
+    counts = selectors.decisions_per_minute(user, start, LIVE_MINUTES)
+    peak = max((c.allowed + c.denied for c in counts), default=0) or 1
+    bars = [
+        MinuteBar(
+            minute=c.minute,
+            allow=c.allowed,
+            deny=c.denied,
+            allow_pct=round(100 * c.allowed / peak),
+            deny_pct=round(100 * c.denied / peak),
+        )
+        for c in counts
+    ]
+    allowed, denied = sum(b.allow for b in bars), sum(b.deny for b in bars)
+    return {
+        "live_bars": bars,
+        "live_allowed": allowed,
+        "live_denied": denied,
+        "live_deny_rate": round(100 * denied / (allowed + denied)) if allowed + denied else 0,
+        "live_decisions": selectors.recent_decisions(user, LIVE_DECISIONS),
+        "live_at": now,
+    }
+
+
+@login_required
+@role_required()
+def home(request: HtmxHttpRequest) -> HttpResponse:
+    user, now = request.user, timezone.now()
+    soon = now + timedelta(days=7)
+    agents = Agent.objects.visible_to(user).aggregate(
+        active=Count("id", filter=Q(status=AgentStatus.ACTIVE)),
+        suspended=Count("id", filter=Q(status=AgentStatus.SUSPENDED)),
+        total=Count("id"),
+    )
+    expiring_keys = AgentKey.objects.visible_to(user).active(now).filter(expires_at__lte=soon)
+    context = {
+        "agents": agents,
+        "delegations_active": Delegation.objects.visible_to(user).active(now).count(),
+        "grants_expiring": Grant.objects.visible_to(user).active(now).filter(expires_at__lte=soon).count(),
+        "keys_expiring": expiring_keys.count(),
+        "keys_expiring_list": list(expiring_keys.select_related("agent").order_by("expires_at")[:8]),
+        "requests_pending": AccessRequest.objects.visible_to(user).pending(now).count(),
+        "drift_open": DriftEvent.objects.visible_to(user).open().count(),
+        "events": list(AuditEvent.objects.order_by("-seq")[:12]) if reads_everything(user) else None,
+        **_live_context(user, now),
+    }
+    return render(request, "governance/home.html", context)
+
+
+@login_required
+@role_required()
+def live(request: HtmxHttpRequest) -> HttpResponse:
+    """The live panel alone, polled by htmx."""
+    return render_live(request, "governance/home.html#live", _live_context(request.user, timezone.now()))
