@@ -3,9 +3,12 @@ pages share the ``console`` namespace and API v1 the ``api`` namespace, whicheve
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
+from django.utils.csp import CSP
+from django.views.decorators.csp import csp_override
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 import audit.api_urls
@@ -17,6 +20,10 @@ from governance.api.check import CheckApi
 from governance.api.health import HealthApi
 from governance.logins import LoginView
 
+# Swagger UI's page carries a <style> block and sets styles inline: the one page allowed them.
+DOCS_CSP = {**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
+api_docs = csp_override(DOCS_CSP)(SpectacularSwaggerSplitView.as_view(url_name="api-schema"))
+
 # Every API v1 endpoint under /api/v1/ but the check and the health probe (which take no console user).
 api_v1_patterns: list[URLPattern | URLResolver] = [*governance.api.urls.urlpatterns, *audit.api_urls.urlpatterns]
 console_patterns: list[URLPattern | URLResolver] = [*governance.urls.urlpatterns, *audit.urls.urlpatterns]
@@ -26,7 +33,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", api_docs, name="api-docs"),
     path("api/v1/check", CheckApi.as_view(), name="check"),
     path("api/v1/health", HealthApi.as_view(), name="health"),
     path("api/v1/", include((api_v1_patterns, "api"))),

@@ -58,6 +58,14 @@
     });
   });
 
+  // Background refreshes (a badge, a live panel) skip their turn while the tab is hidden. A listener
+  // rather than an hx-trigger filter: filters are evaluated JavaScript, which the CSP does not allow.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (document.hidden && event.detail.elt instanceof Element && event.detail.elt.closest("[data-poll]")) {
+      event.preventDefault();
+    }
+  });
+
   // htmx does not swap error responses (except 422, see base.html); say what happened instead of
   // leaving the button looking as if nothing did.
   document.addEventListener("htmx:responseError", function (event) {

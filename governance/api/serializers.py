@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -420,9 +419,7 @@ class AccessRequestOutput(serializers.ModelSerializer[AccessRequest]):
         )
     )
     def get_status(self, request: AccessRequest) -> str:
-        if request.status == AccessRequestStatus.PENDING and request.expires_at <= timezone.now():
-            return str(AccessRequestStatus.EXPIRED)
-        return str(request.status)
+        return str(request.status_at())
 
 
 class AccessRequestCreateInput(serializers.Serializer[Any]):

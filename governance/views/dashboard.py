@@ -27,9 +27,17 @@ class MinuteBar:
     minute: datetime
     allow: int
     deny: int
-    # Heights relative to the busiest minute, as a whole percentage (the bar's CSS class).
+    # Heights relative to the busiest minute, in whole percent (the sparkline's SVG units, 100 high).
     allow_pct: int
     deny_pct: int
+
+    @property
+    def allow_y(self) -> int:
+        return 100 - self.allow_pct
+
+    @property
+    def deny_y(self) -> int:
+        return 100 - self.allow_pct - self.deny_pct
 
 
 def _live_context(user: Any, now: datetime) -> dict[str, Any]:
@@ -43,7 +51,8 @@ def _live_context(user: Any, now: datetime) -> dict[str, Any]:
             allow=c.allowed,
             deny=c.denied,
             allow_pct=round(100 * c.allowed / peak),
-            deny_pct=round(100 * c.denied / peak),
+            # Stacked on the allowed part, so the two together never exceed the peak when rounded.
+            deny_pct=round(100 * (c.allowed + c.denied) / peak) - round(100 * c.allowed / peak),
         )
         for c in counts
     ]

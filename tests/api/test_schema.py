@@ -95,3 +95,65 @@ def test_collectstatic_with_a_manifest_resolves_every_reference_in_the_vendored_
 
     assert (tmp_path / "vendor" / "swagger-ui" / "swagger-ui.css").exists()
     assert list((tmp_path / "vendor" / "swagger-ui").glob("swagger-ui-bundle.*.js"))
+
+
+def _parameters(schema: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [
+        p
+        for ops in schema["paths"].values()
+        for op in ops.values()
+        for p in op.get("parameters", [])
+        if p["name"] == name
+    ]
+
+
+def test_the_schema_states_the_page_size_the_server_enforces(schema: dict[str, Any], admin_user: Any) -> None:
+    limits = _parameters(schema, "limit")
+    assert limits and all(
+        p["schema"] == {"type": "integer", "minimum": 1, "maximum": 200, "default": 50} for p in limits
+    )
+    client = Client()
+    client.force_login(admin_user)
+    for limit, status in (("0", 400), ("1", 200), ("200", 200), ("201", 400)):
+        assert client.get(f"/api/v1/agents/?limit={limit}").status_code == status, limit
+
+
+def test_no_answer_is_declared_non_empty_where_it_can_be_empty(schema: dict[str, Any]) -> None:
+    # Outputs carry what the data holds: an allowed check's detail, an empty purpose, a key's blank name.
+    def strings_with_min_length(node: Any, where: str) -> list[str]:
+        found = []
+        if isinstance(node, dict):
+            if node.get("type") == "string" and "minLength" in node:
+                found.append(where)
+            for key, value in node.items():
+                found += strings_with_min_length(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                found += strings_with_min_length(value, f"{where}[{i}]")
+        return found
+
+    responses = {name: body for name, body in schema["components"]["schemas"].items() if not name.endswith("Request")}
+    assert strings_with_min_length(responses, "components") == []
+    check = schema["components"]["schemas"]["CheckDecision"]["properties"]
+    assert "minLength" not in check["detail"]
+
+
+@pytest.mark.django_db
+def test_every_request_field_declared_non_empty_refuses_an_empty_string(
+    schema: dict[str, Any], admin_user: Any
+) -> None:
+    client = Client()
+    client.force_login(admin_user)
+    for path, ops in schema["paths"].items():
+        # The check takes an agent's credential, access requests are made by agents only: both elsewhere.
+        if "{" in path or "post" not in ops or path in ("/api/v1/check", "/api/v1/access-requests/"):
+            continue
+        body_schema = ops["post"].get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        if not body_schema:
+            continue
+        component = schema["components"]["schemas"][body_schema["$ref"].rsplit("/", 1)[1]]
+        for field, spec in component.get("properties", {}).items():
+            if spec.get("type") == "string" and spec.get("minLength") == 1:
+                response = client.post(path, {field: ""}, content_type="application/json")
+                assert response.status_code == 400, (path, field)
+                assert field in response.json()["fields"], (path, field, response.json())

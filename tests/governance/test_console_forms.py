@@ -133,7 +133,10 @@ def test_an_admin_grants_an_agent_a_scope_that_expires(admin: Client) -> None:
     assert response.headers["HX-Redirect"] == reverse("console:agent", args=[agent.pk])
     grant = Grant.objects.get(holder_agent=agent)
     assert (grant.resource, grant.action, grant.justification) == (resource, "read", "onboarding")
+    # The form sends whole minutes in UTC: the grant ends at the minute asked for, five days out.
     assert grant.expires_at is not None
+    assert grant.expires_at.second == 0
+    assert abs(grant.expires_at - (timezone.now() + timedelta(days=5))) < timedelta(minutes=2)
     assert [e.action for e in _events_since(seq)] == ["grant.create"]
 
 

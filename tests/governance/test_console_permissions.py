@@ -234,8 +234,16 @@ def test_a_reviewer_lists_only_themselves_and_their_reports(world: World) -> Non
     assert "Otto Other" not in page
 
 
-def test_a_reviewer_does_not_see_other_peoples_delegations(world: World) -> None:
-    page = world.client("reviewer").get(reverse("console:delegations") + "?state=all").content.decode()
+def test_a_reviewer_sees_their_own_delegations_and_not_other_peoples(world: World) -> None:
+    mine = factories.make_resource(owner=world.mine, name="minas.notes")
+    factories.make_grant(world.mine, mine, "read")
+    own = factories.make_delegation(world.my_agent, [mine.scope("read")], root_human=world.mine)
+    response = world.client("reviewer").get(reverse("console:delegations") + "?state=all")
+    assert response.status_code == 200
+    listed = [row.node for _human, rows in response.context["forest"] for row, _status in rows]
+    assert listed == [own]
+    page = response.content.decode()
+    assert "minas-agent" in page and "Mina Mine" in page
     assert "others-agent" not in page
     assert "Otto Other" not in page
 
@@ -286,8 +294,15 @@ def test_the_django_admin_cannot_create_change_or_delete_what_only_services_may(
     assert client.get(base).status_code == 200  # browsable
     assert client.get(f"{base}add/").status_code == 403
     before = snapshot()
-    client.post(f"{base}{instance.pk}/change/", {})
-    client.post(f"{base}{instance.pk}/delete/", {"post": "yes"})
+    # What an edit of each would send: the fields that decide access, changed.
+    change = {
+        "grant": {"status": "active", "expires_at_0": "2099-01-01", "expires_at_1": "00:00:00", "action": "write"},
+        "delegation": {"status": "active", "scopes": '["everything:all"]', "max_depth": "9"},
+        "agentkey": {"expires_at_0": "2099-01-01", "expires_at_1": "00:00:00", "revoked_at": ""},
+    }[model]
+    assert client.get(f"{base}{instance.pk}/change/").status_code == 200  # a read-only view
+    assert client.post(f"{base}{instance.pk}/change/", change).status_code == 403
+    assert client.post(f"{base}{instance.pk}/delete/", {"post": "yes"}).status_code == 403
     assert snapshot() == before
 
 

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from audit.models import AuditEvent
 from console.errors import DomainError
 from governance import services
+from governance import chain
 from governance.chain import delegation_usability
 from governance.models import Agent, Delegation, DelegationStatus, Grant, GrantStatus, Human
 from tests.factories import SYSTEM, make_agent, make_grant, make_human, make_resource
@@ -109,12 +110,13 @@ class Model:
     suspended: set[str] = field(default_factory=set)
     links: list[Link] = field(default_factory=list)
 
-    def usable(self, link: Link) -> bool:
+    def usable(self, link: Link, scopes: frozenset[str] | None = None) -> bool:
+        """Usable for ``scopes`` (all of its own by default)."""
         chain = [link, *link.ancestors()]
         return (
             all(not x.revoked and x.expires_at > self.now for x in chain)
             and all(x.agent not in self.suspended for x in chain)
-            and link.scopes <= self.held[link.human]
+            and (link.scopes if scopes is None else scopes) <= self.held[link.human]
         )
 
     def root_refusal(
@@ -133,7 +135,8 @@ class Model:
     ) -> bool:
         return (
             not scopes
-            or not self.usable(parent)
+            # A new link needs its parent usable for what it asks (SPEC §3), not for all the parent carries.
+            or not self.usable(parent, scopes & parent.scopes)
             or AGENTS[agent] != parent.agent
             or agent in self.suspended
             or not scopes <= parent.scopes
@@ -405,6 +408,12 @@ class Run:
         now = timezone.now()
         rows = {d.pk: d for d in Delegation.objects.select_related("delegate")}
         assert set(rows) == {link.pk for link in self.model.links}
+        for row in rows.values():
+            # The check's one-round-trip loader and the ORM loader see the same live state.
+            for scope in (None, *SCOPES):
+                fast = chain.load_chain(row.pk, scope, now)
+                orm, _links = chain.chain_of(row, frozenset({scope}) if scope else frozenset(), now)
+                assert fast == orm, f"the loaders disagree on delegation {row.pk} for {scope}"
         usable = {pk: delegation_usability(row).usable for pk, row in rows.items()}
         held = {human: self.held_in_database(human) for human in HUMANS}
         for link in self.model.links:

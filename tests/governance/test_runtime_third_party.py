@@ -24,11 +24,19 @@ from governance.models import SigningKey
 from tests.factories import (
     SYSTEM,
     make_admin,
+    make_agent,
     make_api_token,
     make_auditor,
     make_chain,
     make_chain_tokens,
+    make_delegation,
+    make_grant,
+    make_human,
+    make_key,
     make_outsider,
+    make_resource,
+    make_reviewer,
+    make_token,
 )
 
 pytestmark = pytest.mark.django_db
@@ -285,3 +293,47 @@ def test_introspection_requires_an_authenticated_caller() -> None:
     response = introspect(token, make_api_token(make_outsider()))
     assert (response.status_code, response.json()["error"]) == (403, "unauthorized_client")
     assert active(introspect(token, make_api_token(make_admin())))["active"] is True
+
+
+def test_an_agent_introspects_the_tokens_of_its_own_chain_and_no_one_elses() -> None:
+    chain = make_chain(depth=2)
+    issued = make_chain_tokens(chain)
+    top_key, sub_key = issued["keys"]
+    top_token, sub_token = issued["tokens"]
+    # The top agent is an actor of both tokens; the sub-agent only of its own.
+    assert active(introspect(sub_token, top_key))["active"] is True
+    assert active(introspect(sub_token, sub_key))["active"] is True
+    assert active(introspect(top_token, sub_key)) == {"active": False}
+    stranger = make_chain(depth=1)
+    stranger_key = make_key(stranger["agents"][0])[1]
+    for token in issued["tokens"]:
+        assert active(introspect(token, stranger_key)) == {"active": False}
+
+
+def test_a_console_user_introspects_only_tokens_of_agents_they_may_see() -> None:
+    reviewer = make_reviewer()
+    theirs = make_human(user=reviewer)
+    resource = make_resource()
+    make_grant(theirs, resource, "read")
+    agent = make_agent(sponsor=theirs)
+    link = make_delegation(agent, [resource.scope("read")], root_human=theirs)
+    their_token = make_token(make_key(agent)[1], link)
+    others_token = make_chain_tokens(make_chain(depth=1))["tokens"][0]
+    assert active(introspect(their_token, make_api_token(reviewer)))["active"] is True
+    assert active(introspect(others_token, make_api_token(reviewer))) == {"active": False}
+    for token in (their_token, others_token):
+        assert active(introspect(token, make_api_token(make_auditor())))["active"] is True
+
+
+def test_introspection_agrees_with_the_check_on_whether_a_token_is_active() -> None:
+    chain = make_chain(depth=2)
+    issued = make_chain_tokens(chain)
+    token, caller = issued["tokens"][1], issued["keys"][0]
+    resource = chain["resource"].name
+    assert active(introspect(token, caller))["active"] is True
+    assert check(token, resource)[0] == "allow"
+    # The root human loses the scope: the check refuses, and so does introspection.
+    for grant in chain["human"].grants.all():
+        services.grant_revoke(actor=SYSTEM, grant=grant)
+    assert check(token, resource) == ("deny", Reason.DELEGATOR_LACKS_GRANT)
+    assert active(introspect(token, caller)) == {"active": False}
