@@ -300,11 +300,6 @@ def agent_subject(agent_id: int) -> str:
     return f"agent:{agent_id}"
 
 
-def agent_id_of(subject: Any) -> int | None:
-    """The agent id in an ``agent:<id>`` subject, else None."""
-    return _subject_id("agent", subject)
-
-
 def nested_act(agent_subjects: list[str]) -> dict[str, Any]:
     """RFC 8693 ``act`` for a chain of agents given first to last: the outermost ``act`` is the
     agent acting now, each nested one the agent it acts for, down to the first agent."""

@@ -27,7 +27,7 @@ from governance.usage import usage
 REALM = 'Bearer realm="custos"'
 
 
-class CredentialRefused(exceptions.APIException):
+class RefusedCredential(exceptions.APIException):
     """401 naming why the credential was refused (``credential_expired``, ``delegation_revoked``…): an
     agent deserves the precise reason, the same one the check would give."""
 
@@ -45,7 +45,7 @@ def _presented(request: Request) -> str | None:
     try:
         return authn.bearer(get_authorization_header(request))
     except authn.CredentialRefused as refused:
-        raise CredentialRefused(refused) from None
+        raise RefusedCredential(refused) from None
 
 
 class ApiTokenAuthentication(BaseAuthentication):
@@ -56,7 +56,7 @@ class ApiTokenAuthentication(BaseAuthentication):
         try:
             return authn.authenticate_api_token(presented)
         except authn.CredentialRefused as refused:
-            raise CredentialRefused(refused) from None
+            raise RefusedCredential(refused) from None
 
     def authenticate_header(self, request: Request) -> str:
         return REALM
@@ -73,7 +73,7 @@ class AgentAuthentication(BaseAuthentication):
         try:
             principal = authn.authenticate_agent(presented, at)
         except authn.CredentialRefused as refused:
-            raise CredentialRefused(refused) from None
+            raise RefusedCredential(refused) from None
         # Last use and last activity, buffered: no database write per request.
         usage.record(agent_id=principal.agent.pk, key_id=principal.key_id, at=at)
         return principal, None
