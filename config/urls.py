@@ -3,6 +3,8 @@ pages share the ``console`` namespace and API v1 the ``api`` namespace, whicheve
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -21,7 +23,8 @@ from governance.api.health import HealthApi
 from governance.logins import LoginView
 
 # Swagger UI's page carries a <style> block and sets styles inline: the one page allowed them.
-DOCS_CSP = {**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
+_CSP = cast(dict[str, list[str]], settings.SECURE_CSP)
+DOCS_CSP: dict[str, list[str]] = {**_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
 api_docs = csp_override(DOCS_CSP)(SpectacularSwaggerSplitView.as_view(url_name="api-schema"))
 
 # Every API v1 endpoint under /api/v1/ but the check and the health probe (which take no console user).
