@@ -3,7 +3,8 @@
 Started by `make run` (scripts/run) after migrations and demo data. Each process runs in its own
 process group, so stopping it also stops what it spawned (runserver's reloader child, the Celery
 worker's pool): nothing is left behind. Output goes to the terminal, prefixed with the process
-name, and to var/log/<name>.log. If any process exits, the others are stopped too.
+name, and to var/log/<name>.log; a few kinds of line (``OFF_TERMINAL``) go to the log file only. If any
+process exits, the others are stopped too.
 
 To add a process, add one line to `processes()`.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -27,6 +29,9 @@ from typing import IO
 ROOT = Path(__file__).resolve().parent.parent
 # A Celery worker's warm shutdown takes several seconds even when idle (about 9 s on the filesystem broker).
 GRACE_SECONDS = 30.0
+# Lines kept in the process's log file but off the terminal: the web server's line for each successful
+# API or OAuth call, several a second from the agent simulator, would scroll everything else away.
+OFF_TERMINAL = {"web": re.compile(rb'"[A-Z]+ /(?:api/v1/|oauth/)\S* HTTP/[\d.]+" 2\d\d ')}
 
 
 def processes(host: str, port: int) -> dict[str, list[str]]:
@@ -36,7 +41,9 @@ def processes(host: str, port: int) -> dict[str, list[str]]:
         "web": [py, "manage.py", "runserver", f"{host}:{port}"],
         "worker": [*celery, "worker", "--loglevel=INFO", "--without-gossip", "--without-mingle"],
         "beat": [*celery, "beat", "--loglevel=INFO", "--schedule", "var/celerybeat-schedule"],
-        "agents": [py, "manage.py", "simulate_agents", "--url", f"http://{host}:{port}"],
+        # The simulator logs each request to its log file itself; its output here is a start line and a
+        # summary every few minutes, so the terminal stays readable.
+        "agents": [py, "manage.py", "simulate_agents", f"--url=http://{host}:{port}", "--log-file=var/log/agents.log"],
     }
 
 
@@ -80,13 +87,14 @@ class Supervisor:
     def _pump(self, child: Child, stream: IO[bytes] | None, log: IO[bytes]) -> None:
         assert stream is not None
         prefix = f"{child.name:<{self.width}} | ".encode()
+        off_terminal = OFF_TERMINAL.get(child.name)
         to_terminal = True
         with log:
             # Read to the end even when the terminal is gone, so a child never blocks on a full pipe.
             for line in iter(stream.readline, b""):
                 log.write(line)
                 log.flush()
-                if to_terminal:
+                if to_terminal and not (off_terminal and off_terminal.search(line)):
                     try:
                         with self.out_lock:
                             sys.stdout.buffer.write(prefix + line)
