@@ -17,6 +17,13 @@ class DomainError(Exception):
         self.code = code or self.default_code
         self.fields: dict[str, list[str]] = {field: [detail]} if field else {}
 
+    def restated(self, detail: str) -> DomainError:
+        """The same refusal (kind, code, fields at fault) in other words: for someone whom the original
+        sentence would tell a name they may not see."""
+        again = type(self)(detail, code=self.code)
+        again.fields = {field: [detail] for field in self.fields}
+        return again
+
 
 class ValidationFailed(DomainError):
     status = 400

@@ -30,6 +30,30 @@ class Reason:
     DELEGATOR_LACKS_GRANT = "delegator_lacks_grant"
 
 
+# Each reason in words that name nobody. An outcome's detail names the agents, sponsors and root human
+# on the chain, some of whom a reviewer reading the decision may not see; they read this instead.
+REASON_SUMMARIES = {
+    Reason.ALLOWED: "allowed",
+    Reason.CREDENTIAL_INVALID: "the credential is not one Custos issued",
+    Reason.CREDENTIAL_EXPIRED: "the credential has expired",
+    Reason.CREDENTIAL_REVOKED: "the credential was revoked",
+    Reason.AGENT_INACTIVE: "an agent on the chain is not active",
+    Reason.SPONSOR_INACTIVE: "the sponsor of an agent on the chain is not active",
+    Reason.HUMAN_INACTIVE: "the human the chain acts for is not active",
+    Reason.NO_DELEGATION: "no delegation covers the request",
+    Reason.DELEGATION_EXPIRED: "the delegation has expired",
+    Reason.DELEGATION_REVOKED: "the delegation was revoked",
+    Reason.CHAIN_BROKEN: "a link up the chain is no longer in force",
+    Reason.SCOPE_NOT_DELEGATED: "the scope was not delegated",
+    Reason.SCOPE_NOT_GRANTED: "the agent holds no grant for the scope",
+    Reason.DELEGATOR_LACKS_GRANT: "the human the chain acts for no longer holds the scope",
+}
+
+
+def reason_summary(reason: str) -> str:
+    return REASON_SUMMARIES.get(reason, reason)
+
+
 ACTIVE = "active"
 REVOKED = "revoked"
 EXPIRED = "expired"

@@ -16,6 +16,7 @@ from django.db.models.functions import Cast, TruncMinute
 
 from audit.models import ActorKind, AuditEvent
 from console.roles import reads_everything
+from governance.decision import reason_summary
 from governance.models import Agent, Delegation, Grant, Human, make_scope
 
 
@@ -78,6 +79,8 @@ class Decision:
     occurred_at: datetime
     allowed: bool
     reason: str
+    # The outcome's detail, which names agents and humans on the chain; for a viewer who does not read
+    # everything, the reason in words that name nobody (some on the chain may be outside their view).
     detail: str
     scope: str
     intent: str
@@ -90,16 +93,27 @@ class Decision:
     # The acting agent, when the credential identified one.
     agent_id: int | None
     agent_label: str
-    # The human the agent acted for (through a delegation token), else "".
-    on_behalf_of: str
+    # The human the agent acted for (through a delegation token), as the event recorded them: an unsaved
+    # Human with their id and the name they had, for ``{% ref %}`` to show or not. None without one.
+    on_behalf_of: Human | None
     decision_id: str
 
+    @property
+    def agent(self) -> Agent | None:
+        """The acting agent as the event recorded it (unsaved), for ``{% ref %}``."""
+        return Agent(pk=self.agent_id, name=self.agent_label) if self.agent_id is not None else None
+
     @classmethod
-    def of(cls, event: AuditEvent) -> Decision:
+    def of(cls, event: AuditEvent, *, full_detail: bool) -> Decision:
         context = event.context if isinstance(event.context, dict) else {}
         credential = context.get("credential")
         refs = event.on_behalf_of
-        on_behalf_of = str(refs[0].get("label", "")) if refs and isinstance(refs[0], dict) else ""
+        subject = refs[0] if refs and isinstance(refs[0], dict) else {}
+        subject_id = subject.get("id")
+        on_behalf_of = None
+        if subject.get("type") == "human" and type(subject_id) is int:
+            on_behalf_of = Human(pk=subject_id, name=str(subject.get("label", "")))
+        reason = _text(context, "reason")
         agent_id = None
         if event.actor_kind == ActorKind.AGENT and event.actor_id.isascii() and event.actor_id.isdigit():
             agent_id = int(event.actor_id)
@@ -107,8 +121,8 @@ class Decision:
             seq=event.seq,
             occurred_at=event.occurred_at,
             allowed=event.action == "check.allow",
-            reason=_text(context, "reason"),
-            detail=_text(context, "detail"),
+            reason=reason,
+            detail=_text(context, "detail") if full_detail else reason_summary(reason),
             scope=_text(context, "scope") or event.target_label,
             intent=_text(context, "intent"),
             tool=_text(context, "tool"),
@@ -135,14 +149,16 @@ def decisions_visible_to(user: Any) -> QuerySet[AuditEvent]:
 
 
 def recent_decisions(user: Any, limit: int) -> list[Decision]:
-    return [Decision.of(e) for e in decisions_visible_to(user).order_by("-seq")[:limit]]
+    full = reads_everything(user)
+    return [Decision.of(e, full_detail=full) for e in decisions_visible_to(user).order_by("-seq")[:limit]]
 
 
-def agent_decisions(agent: Agent, limit: int = 25) -> list[Decision]:
+def agent_decisions(agent: Agent, viewer: Any, limit: int = 25) -> list[Decision]:
     """The agent's latest checks, in one query down the audit log's (actor_kind, actor_id, -seq) index.
     Scoped by the agent, which the caller fetched through ``visible_to``."""
     events = AuditEvent.objects.for_actor(ActorKind.AGENT, agent.pk).filter(action__in=DECISION_ACTIONS)
-    return [Decision.of(e) for e in events.order_by("-seq")[:limit]]
+    full = reads_everything(viewer)
+    return [Decision.of(e, full_detail=full) for e in events.order_by("-seq")[:limit]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,12 @@ class ApiView(APIView):
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
+    def output(self, serializer_class: type[serializers.Serializer[Any]], instance: Any) -> Any:
+        """``instance`` as the caller may see it: the request goes along, for the fields that leave out
+        what lies outside the caller's view (``console.api.fields``)."""
+        return serializer_class(instance, context={"request": self.request}).data
+
     def page(self, queryset: QuerySet[Any], output: type[serializers.Serializer[Any]], *, key: str = "id") -> Response:
         paginator = KeysetPagination(key=key)
         rows = paginator.paginate_queryset(queryset, self.request)
-        return paginator.get_paginated_response(list(output(rows, many=True).data))
+        return paginator.get_paginated_response(list(output(rows, many=True, context={"request": self.request}).data))

@@ -23,6 +23,7 @@ from console import roles
 from console.api.errors import ACTION_ERRORS, CREATE_ERRORS, DETAIL_ERRORS, READ_ERRORS
 from console.api.pagination import PARAMETERS as PAGE_PARAMETERS
 from console.api.views import ApiView
+from console.visibility import filter_by_reference
 from governance import authn, services
 from governance.api import serializers as s
 from governance.models import AccessRequest, AccessRequestStatus, Delegation
@@ -61,7 +62,7 @@ class AccessRequestListApi(ApiView):
         elif wanted is not None:
             requests = requests.filter(status=wanted)
         if "agent" in filters:
-            requests = requests.filter(agent_id=filters["agent"])
+            requests = filter_by_reference(requests, "agent", filters["agent"], request.user)
         return self.page(requests, s.AccessRequestOutput)
 
 
@@ -92,7 +93,7 @@ class AccessRequestCreateApi(ApiView):
             duration=timedelta(seconds=seconds) if seconds else None,
             **data,
         )
-        return Response(s.AccessRequestOutput(access_request).data, status=status.HTTP_201_CREATED)
+        return Response(self.output(s.AccessRequestOutput, access_request), status=status.HTTP_201_CREATED)
 
 
 class AccessRequestsApi(AccessRequestListApi, AccessRequestCreateApi):
@@ -112,7 +113,7 @@ class AccessRequestDetailApi(ApiView):
         ),
     )
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.AccessRequestOutput(get_object_or_404(_access_requests(request), pk=pk)).data)
+        return Response(self.output(s.AccessRequestOutput, get_object_or_404(_access_requests(request), pk=pk)))
 
 
 class _DecideApi(ApiView):
@@ -138,7 +139,7 @@ class AccessRequestApproveApi(_DecideApi):
         access_request = services.access_request_approve(
             actor=Actor.of(request.user), user=request.user, request=access_request, note=data["note"]
         )
-        return Response(s.AccessRequestOutput(access_request).data)
+        return Response(self.output(s.AccessRequestOutput, access_request))
 
 
 class AccessRequestDenyApi(_DecideApi):
@@ -155,4 +156,4 @@ class AccessRequestDenyApi(_DecideApi):
         access_request = services.access_request_deny(
             actor=Actor.of(request.user), user=request.user, request=access_request, note=data["note"]
         )
-        return Response(s.AccessRequestOutput(access_request).data)
+        return Response(self.output(s.AccessRequestOutput, access_request))

@@ -13,6 +13,7 @@ from audit.services import Actor
 from console.api.errors import ACTION_ERRORS, CREATE_ERRORS, DETAIL_ERRORS, READ_ERRORS
 from console.api.pagination import PARAMETERS as PAGE_PARAMETERS
 from console.api.views import ApiView
+from console.visibility import filter_by_reference
 from governance import authn, services
 from governance.api import serializers as s
 from governance.models import Agent
@@ -40,7 +41,7 @@ class AgentListApi(ApiView):
                 agents = agents.filter(**{field: filters[field]})
         for field in ("sponsor", "parent"):
             if field in filters:
-                agents = agents.filter(**{f"{field}_id": filters[field]})
+                agents = filter_by_reference(agents, field, filters[field], request.user)
         if filters.get("q"):
             agents = agents.filter(Q(name__icontains=filters["q"]) | Q(purpose__icontains=filters["q"]))
         return self.page(agents, s.AgentOutput)
@@ -70,7 +71,7 @@ class AgentCreateApi(ApiView):
         else:
             data = self.validated(s.AgentCreateInput, request.data)
             agent = services.agent_create(actor=Actor.of(request.user), **data)
-        return Response(s.AgentOutput(agent).data, status=status.HTTP_201_CREATED)
+        return Response(self.output(s.AgentOutput, agent), status=status.HTTP_201_CREATED)
 
 
 class AgentsApi(AgentListApi, AgentCreateApi):
@@ -80,7 +81,7 @@ class AgentsApi(AgentListApi, AgentCreateApi):
 class AgentDetailApi(ApiView):
     @extend_schema(operation_id="agents_retrieve", tags=["agents"], responses={200: s.AgentOutput, **DETAIL_ERRORS})
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.AgentOutput(get_object_or_404(_agents(request), pk=pk)).data)
+        return Response(self.output(s.AgentOutput, get_object_or_404(_agents(request), pk=pk)))
 
 
 class AgentSuspendApi(ApiView):
@@ -95,7 +96,7 @@ class AgentSuspendApi(ApiView):
         agent = get_object_or_404(_agents(request), pk=pk)
         data = self.validated(s.ReasonInput, request.data)
         agent = services.agent_suspend(actor=Actor.of(request.user), agent=agent, **data)
-        return Response(s.AgentOutput(agent).data)
+        return Response(self.output(s.AgentOutput, agent))
 
 
 class AgentReactivateApi(ApiView):
@@ -109,4 +110,4 @@ class AgentReactivateApi(ApiView):
         agent = get_object_or_404(_agents(request), pk=pk)
         data = self.validated(s.ReasonInput, request.data)
         agent = services.agent_reactivate(actor=Actor.of(request.user), agent=agent, **data)
-        return Response(s.AgentOutput(agent).data)
+        return Response(self.output(s.AgentOutput, agent))

@@ -13,13 +13,15 @@ from audit.services import Actor
 from console.api.errors import ACTION_ERRORS, CREATE_ERRORS, DETAIL_ERRORS, READ_ERRORS
 from console.api.pagination import PARAMETERS as PAGE_PARAMETERS
 from console.api.views import ApiView
+from console.visibility import filter_by_reference
 from governance import authn, services
 from governance.api import serializers as s
 from governance.models import Delegation
 
 
 def _delegations(request: Request) -> QuerySet[Delegation]:
-    return Delegation.objects.visible_to(request.user)
+    # The agent above, whose name a link's created_by may be.
+    return Delegation.objects.visible_to(request.user).select_related("parent__delegate")
 
 
 # --- Delegations ----------------------------------------------------------------------------
@@ -39,7 +41,7 @@ class DelegationListApi(ApiView):
             delegations = delegations.filter(status=filters["status"])
         for field in ("delegate", "root_human", "parent"):
             if field in filters:
-                delegations = delegations.filter(**{f"{field}_id": filters[field]})
+                delegations = filter_by_reference(delegations, field, filters[field], request.user)
         return self.page(delegations, s.DelegationOutput)
 
 
@@ -73,7 +75,7 @@ class DelegationCreateApi(ApiView):
         else:
             data = self.validated(s.DelegationCreateInput, request.data)
             delegation = services.delegation_create(actor=Actor.of(request.user), **data)
-        return Response(s.DelegationOutput(delegation).data, status=status.HTTP_201_CREATED)
+        return Response(self.output(s.DelegationOutput, delegation), status=status.HTTP_201_CREATED)
 
 
 class DelegationsApi(DelegationListApi, DelegationCreateApi):
@@ -87,7 +89,7 @@ class DelegationDetailApi(ApiView):
         responses={200: s.DelegationOutput, **DETAIL_ERRORS},
     )
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.DelegationOutput(get_object_or_404(_delegations(request), pk=pk)).data)
+        return Response(self.output(s.DelegationOutput, get_object_or_404(_delegations(request), pk=pk)))
 
 
 class DelegationRevokeApi(ApiView):
@@ -103,5 +105,5 @@ class DelegationRevokeApi(ApiView):
         data = self.validated(s.ReasonInput, request.data)
         revoked = services.delegation_revoke(actor=Actor.of(request.user), delegation=delegation, **data)
         delegation.refresh_from_db()
-        body = {"delegation": s.DelegationOutput(delegation).data, "revoked_ids": [link.pk for link in revoked]}
+        body = {"delegation": self.output(s.DelegationOutput, delegation), "revoked_ids": [link.pk for link in revoked]}
         return Response(body)

@@ -13,6 +13,7 @@ from audit.services import Actor
 from console.api.errors import ACTION_ERRORS, CREATE_ERRORS, DETAIL_ERRORS, READ_ERRORS
 from console.api.pagination import PARAMETERS as PAGE_PARAMETERS
 from console.api.views import ApiView
+from console.visibility import filter_by_reference
 from governance import services
 from governance.api import serializers as s
 from governance.models import Grant
@@ -39,7 +40,7 @@ class GrantListApi(ApiView):
             grants = grants.filter(status=filters["status"])
         for field in ("holder_human", "holder_agent", "resource"):
             if field in filters:
-                grants = grants.filter(**{f"{field}_id": filters[field]})
+                grants = filter_by_reference(grants, field, filters[field], request.user)
         return self.page(grants, s.GrantOutput)
 
 
@@ -55,7 +56,7 @@ class GrantCreateApi(ApiView):
         data = self.validated(s.GrantCreateInput, request.data)
         human, agent = data.pop("holder_human"), data.pop("holder_agent")
         grant = services.grant_create(actor=Actor.of(request.user), holder=human or agent, **data)
-        return Response(s.GrantOutput(grant).data, status=status.HTTP_201_CREATED)
+        return Response(self.output(s.GrantOutput, grant), status=status.HTTP_201_CREATED)
 
 
 class GrantsApi(GrantListApi, GrantCreateApi):
@@ -65,7 +66,7 @@ class GrantsApi(GrantListApi, GrantCreateApi):
 class GrantDetailApi(ApiView):
     @extend_schema(operation_id="grants_retrieve", tags=["grants"], responses={200: s.GrantOutput, **DETAIL_ERRORS})
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.GrantOutput(get_object_or_404(_grants(request), pk=pk)).data)
+        return Response(self.output(s.GrantOutput, get_object_or_404(_grants(request), pk=pk)))
 
 
 class GrantRevokeApi(ApiView):
@@ -80,4 +81,4 @@ class GrantRevokeApi(ApiView):
         grant = get_object_or_404(_grants(request), pk=pk)
         data = self.validated(s.ReasonInput, request.data)
         grant = services.grant_revoke(actor=Actor.of(request.user), grant=grant, **data)
-        return Response(s.GrantOutput(grant).data)
+        return Response(self.output(s.GrantOutput, grant))

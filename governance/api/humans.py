@@ -52,7 +52,7 @@ class HumanCreateApi(ApiView):
     def post(self, request: Request) -> Response:
         data = self.validated(s.HumanCreateInput, request.data)
         human = services.human_create(actor=Actor.of(request.user), **data)
-        return Response(s.HumanOutput(human).data, status=status.HTTP_201_CREATED)
+        return Response(self.output(s.HumanOutput, human), status=status.HTTP_201_CREATED)
 
 
 class HumansApi(HumanListApi, HumanCreateApi):
@@ -62,4 +62,4 @@ class HumansApi(HumanListApi, HumanCreateApi):
 class HumanDetailApi(ApiView):
     @extend_schema(operation_id="humans_retrieve", tags=["humans"], responses={200: s.HumanOutput, **DETAIL_ERRORS})
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.HumanOutput(get_object_or_404(_humans(request), pk=pk)).data)
+        return Response(self.output(s.HumanOutput, get_object_or_404(_humans(request), pk=pk)))

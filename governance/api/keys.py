@@ -25,7 +25,8 @@ def _agents(request: Request) -> QuerySet[Agent]:
 
 
 def _keys(request: Request) -> QuerySet[AgentKey]:
-    return AgentKey.objects.visible_to(request.user)
+    # The agent's parent, whose name a key's created_by may be (it issues its sub-agents' keys).
+    return AgentKey.objects.visible_to(request.user).select_related("agent__parent")
 
 
 # --- Agent keys -----------------------------------------------------------------------------
@@ -67,7 +68,7 @@ class AgentKeyCreateApi(ApiView):
             agent = get_object_or_404(_agents(request), pk=pk)
             data = self.validated(s.AgentKeyCreateInput, request.data)
             key, secret = services.agentkey_create(actor=Actor.of(request.user), agent=agent, **data)
-        body = s.AgentKeyCreatedOutput(key).data | {"secret": secret}
+        body = self.output(s.AgentKeyCreatedOutput, key) | {"secret": secret}
         # The secret must not linger in any cache between here and the caller.
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
@@ -87,7 +88,7 @@ class KeyRevokeApi(ApiView):
         key = get_object_or_404(_keys(request), pk=pk)
         data = self.validated(s.ReasonInput, request.data)
         key = services.agentkey_revoke(actor=Actor.of(request.user), key=key, **data)
-        return Response(s.AgentKeyOutput(key).data)
+        return Response(self.output(s.AgentKeyOutput, key))
 
 
 class KeyRotateApi(ApiView):
@@ -120,5 +121,8 @@ class KeyRotateApi(ApiView):
             new, secret, old = services.agentkey_rotate(
                 actor=Actor.of(request.user), key=key, overlap=overlap, name=data["name"]
             )
-        body = {"key": s.AgentKeyCreatedOutput(new).data | {"secret": secret}, "previous": s.AgentKeyOutput(old).data}
+        body = {
+            "key": self.output(s.AgentKeyCreatedOutput, new) | {"secret": secret},
+            "previous": self.output(s.AgentKeyOutput, old),
+        }
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})

@@ -53,7 +53,7 @@ class ResourceCreateApi(ApiView):
     def post(self, request: Request) -> Response:
         data = self.validated(s.ResourceCreateInput, request.data)
         resource = services.resource_create(actor=Actor.of(request.user), **data)
-        return Response(s.ResourceOutput(resource).data, status=status.HTTP_201_CREATED)
+        return Response(self.output(s.ResourceOutput, resource), status=status.HTTP_201_CREATED)
 
 
 class ResourcesApi(ResourceListApi, ResourceCreateApi):
@@ -65,4 +65,4 @@ class ResourceDetailApi(ApiView):
         operation_id="resources_retrieve", tags=["resources"], responses={200: s.ResourceOutput, **DETAIL_ERRORS}
     )
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.ResourceOutput(get_object_or_404(_resources(request), pk=pk)).data)
+        return Response(self.output(s.ResourceOutput, get_object_or_404(_resources(request), pk=pk)))

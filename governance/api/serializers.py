@@ -2,7 +2,10 @@
 
 Inputs only check types and sizes and resolve ids (through ``visible_to``, so a caller can never
 name an object it cannot see); every rule about the domain stays in ``governance.services``. Outputs
-never carry a secret, except the one response that creates a key.
+never carry a secret, except the one response that creates a key, and refer to other objects only
+through the ``Related*`` and ``Byline`` fields: null where the object lies outside the caller's view.
+Serialize with ``context={"request": request}`` (``ApiView.output``): without it every reference
+comes out null.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from console.api.fields import (
     MAX_LIST,
     MAX_TEXT,
     AwareDateTimeField,
+    BylineField,
+    RelatedIdField,
+    RelatedNameField,
     StrictCharField,
     VisibleIdField,
     reason,
@@ -49,6 +55,8 @@ from governance.models import (
 
 
 class HumanOutput(serializers.ModelSerializer[Human]):
+    manager = RelatedIdField()
+
     class Meta:
         model = Human
         fields = [
@@ -84,7 +92,11 @@ class HumanFilter(serializers.Serializer[Any]):
 
 
 class AgentOutput(serializers.ModelSerializer[Agent]):
-    sponsor_name = serializers.CharField(source="sponsor.name", read_only=True)
+    sponsor = RelatedIdField()
+    sponsor_name = RelatedNameField(source="sponsor")
+    parent = RelatedIdField(  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
+        help_text="Null for a top-level agent (depth 0), or when the parent lies outside your view."
+    )
 
     class Meta:
         model = Agent
@@ -146,6 +158,7 @@ class ReasonInput(serializers.Serializer[Any]):
 
 class ResourceOutput(serializers.ModelSerializer[Resource]):
     actions = serializers.ListField(child=serializers.CharField(), read_only=True)
+    owner = RelatedIdField()
 
     class Meta:
         model = Resource
@@ -174,6 +187,9 @@ class ResourceFilter(serializers.Serializer[Any]):
 
 
 class GrantOutput(serializers.ModelSerializer[Grant]):
+    holder_human = RelatedIdField()
+    holder_agent = RelatedIdField()
+    resource = RelatedIdField()
     holder_type = serializers.SerializerMethodField()
     scope = serializers.CharField(read_only=True)
     in_force = serializers.SerializerMethodField()
@@ -239,6 +255,15 @@ class GrantFilter(serializers.Serializer[Any]):
 
 
 class DelegationOutput(serializers.ModelSerializer[Delegation]):
+    """A link the caller may see may join a human or an agent they may not (a cross-line delegation):
+    then that end is null, and so is ``created_by`` when the agent above made the link."""
+
+    parent = RelatedIdField(  # type: ignore[assignment]  # see NAMES_LIKE_DRF_ATTRIBUTES
+        help_text="Null for a root link (depth 0), or when the parent link lies outside your view."
+    )
+    root_human = RelatedIdField()
+    delegate = RelatedIdField()
+    created_by = BylineField(names="parent.delegate")
     scopes = serializers.ListField(child=serializers.CharField(), read_only=True)
     in_force = serializers.SerializerMethodField()
 
@@ -315,6 +340,10 @@ class DelegationFilter(serializers.Serializer[Any]):
 
 
 class AgentKeyOutput(serializers.ModelSerializer[AgentKey]):
+    agent = RelatedIdField()
+    # A parent agent issues its sub-agents' keys: whom the caller may not see when another line sponsors it.
+    created_by = BylineField(names="agent.parent")
+    revoked_by = BylineField(names="agent.parent")
     display = serializers.CharField(read_only=True, help_text="ck_<prefix>_… — never the secret.")
     # Same values as a grant's status, so the schema shares one enum.
     status = serializers.ChoiceField(choices=GrantStatus.choices, read_only=True)
@@ -379,8 +408,15 @@ class AgentKeyRotatedOutput(serializers.Serializer[Any]):
 
 
 class AccessRequestOutput(serializers.ModelSerializer[AccessRequest]):
-    agent_name = serializers.CharField(source="agent.name", read_only=True)
-    approver_name = serializers.CharField(source="approver.name", read_only=True)
+    """Its approver sees a request whose agent they may not (an agent of another line acting for
+    them), and its sponsor one whose approver they may not: that side is null."""
+
+    agent = RelatedIdField()
+    agent_name = RelatedNameField(source="agent")
+    delegation = RelatedIdField()
+    approver = RelatedIdField()
+    approver_name = RelatedNameField(source="approver")
+    resulting_delegation = RelatedIdField()
     duration_seconds = serializers.SerializerMethodField()
     status = serializers.SerializerMethodField()
 

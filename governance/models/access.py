@@ -205,6 +205,12 @@ class Delegation(models.Model):
         return f"{self.root_human} → {self.delegate} ({', '.join(self.scopes)})"
 
     @property
+    def ref_label(self) -> str:
+        # What a reference to a link reads (console.visibility): its number, never the names at its
+        # ends, which may lie outside the view of someone who sees the link itself.
+        return f"#{self.pk}"
+
+    @property
     def scope_set(self) -> frozenset[str]:
         return frozenset(self.scopes)
 

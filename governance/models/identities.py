@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from console import roles
@@ -63,6 +64,9 @@ class Human(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("console:human", args=[self.pk])
 
     @property
     def is_active(self) -> bool:
@@ -132,6 +136,9 @@ class Agent(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def get_absolute_url(self) -> str:
+        return reverse("console:agent", args=[self.pk])
+
     @property
     def is_active(self) -> bool:
         return self.status == AgentStatus.ACTIVE
@@ -187,6 +194,9 @@ class Resource(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("console:resource", args=[self.pk])
 
     def scope(self, action: str) -> str:
         return make_scope(self.name, action)

@@ -83,6 +83,11 @@ class AccessRequest(models.Model):
     def __str__(self) -> str:
         return f"{self.agent} asks {self.scope}"
 
+    @property
+    def ref_label(self) -> str:
+        # Its approver may see a request whose agent they may not (console.visibility).
+        return f"request #{self.pk} for {self.scope}"
+
     def status_at(self, at: datetime | None = None) -> str:
         """An unswept pending request past its lapse time has lapsed already."""
         at = at or timezone.now()

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from audit.services import Actor, Target, audit_append
 from console import roles
-from console.errors import Conflict, NotAllowed, ValidationFailed
+from console.errors import Conflict, DomainError, NotAllowed, ValidationFailed
+from console.visibility import Visibility
 from governance.models import (
     AccessRequest,
     AccessRequestStatus,
@@ -113,6 +114,17 @@ def _pending_or_error(request: AccessRequest, now: Any) -> AccessRequest:
     return request
 
 
+def _worded_for(user: Any, request: AccessRequest, error: DomainError) -> DomainError:
+    """A refusal to approve may name the agent, its sponsor or the approver, whom the decider may not all
+    see (an approver deciding for another line's agent; a sponsor for a request that goes to someone
+    outside their line): then it keeps its code and loses the sentence."""
+    seen = Visibility(user)
+    hidden = [obj for obj in (request.agent, request.agent.sponsor, request.approver) if not seen.sees(obj)]
+    if not any(obj.name in error.detail for obj in hidden):
+        return error
+    return error.restated(f"This access cannot be granted now ({error.code}); an administrator can see why.")
+
+
 @transaction.atomic
 def access_request_approve(*, actor: Actor, user: Any, request: AccessRequest, note: str = "") -> AccessRequest:
     """Approve: a delegation of exactly that scope, from the approver to the agent, for the requested
@@ -121,15 +133,18 @@ def access_request_approve(*, actor: Actor, user: Any, request: AccessRequest, n
     request = _pending_or_error(request, now)
     if not may_decide(user, request):
         raise NotAllowed("Only the human the agent acts for, its sponsor or an admin may decide.", code="forbidden")
-    delegation = delegation_create(
-        actor=actor,
-        delegate=request.agent,
-        scopes=[request.scope],
-        expires_at=now + request.requested_duration,
-        purpose=f"Just-in-time: {request.intent or request.justification}"[:2000],
-        root_human=request.approver,
-        max_depth=0,
-    )
+    try:
+        delegation = delegation_create(
+            actor=actor,
+            delegate=request.agent,
+            scopes=[request.scope],
+            expires_at=now + request.requested_duration,
+            purpose=f"Just-in-time: {request.intent or request.justification}"[:2000],
+            root_human=request.approver,
+            max_depth=0,
+        )
+    except DomainError as error:
+        raise _worded_for(user, request, error) from None
     request.status = AccessRequestStatus.APPROVED
     request.decided_at = now
     request.decided_by = actor.label

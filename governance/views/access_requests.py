@@ -20,10 +20,11 @@ from audit.services import Actor
 from console.errors import DomainError
 from console.pages import HtmxHttpRequest, back, render_live, render_page
 from console.paging import page_newest_first
-from console.roles import ADMIN, REVIEWER, reads_everything, role_required, roles_of
+from console.roles import ADMIN, REVIEWER, role_required, roles_of
+from console.visibility import visibility_of, visible_q
 from governance import forms as f
 from governance import services
-from governance.models import AccessRequest, AccessRequestQuerySet, AccessRequestStatus, Agent, Human, Resource
+from governance.models import AccessRequest, AccessRequestQuerySet, AccessRequestStatus, Agent, Resource
 
 # A pending request this close to lapsing is shown as urgent.
 URGENT_SECONDS = 120
@@ -37,10 +38,6 @@ class RequestRow:
     resource: Resource | None
     can_decide: bool
     seconds_left: int
-    # An approver may decide for an agent whose page is outside their view (and a sponsor may see a
-    # request that goes to someone else): no link to a 404 then.
-    agent_visible: bool
-    approver_visible: bool
     error: DomainError | None = None
 
     @property
@@ -62,10 +59,6 @@ def _request_rows(
     catalogue = {
         r.name: r for r in Resource.objects.visible_to(user).filter(name__in=names).only("name", "sensitivity")
     }
-    agent_ids, human_ids = {r.agent_id for r in requests}, {r.approver_id for r in requests}
-    if not reads_everything(user):
-        agent_ids = set(Agent.objects.visible_to(user).filter(pk__in=agent_ids).values_list("pk", flat=True))
-        human_ids = set(Human.objects.visible_to(user).filter(pk__in=human_ids).values_list("pk", flat=True))
     decides = bool(roles_of(user) & {ADMIN, REVIEWER})
     rows = []
     for r in requests:
@@ -77,8 +70,6 @@ def _request_rows(
                 resource=catalogue.get(r.scope.partition(":")[0]),
                 can_decide=decides and status == AccessRequestStatus.PENDING and services.may_decide(user, r),
                 seconds_left=max(0, int((r.expires_at - now).total_seconds())),
-                agent_visible=r.agent_id in agent_ids,
-                approver_visible=r.approver_id in human_ids,
                 error=error,
             )
         )
@@ -86,7 +77,7 @@ def _request_rows(
 
 
 def _requests_visible_to(user: Any) -> AccessRequestQuerySet:
-    return AccessRequest.objects.visible_to(user).select_related("agent__sponsor", "approver")
+    return AccessRequest.objects.visible_to(user).select_related("agent__sponsor", "approver", "resulting_delegation")
 
 
 @login_required
@@ -103,10 +94,13 @@ def access_requests(request: HtmxHttpRequest) -> HttpResponse:
         qs = qs.lapsed(now)
     elif status != "all":
         qs = qs.filter(status=status)
+    # An approver may see a request whose agent they may not: neither the search nor the agent filter
+    # may then match on that agent, or which requests come back would tell its name and id.
     if q := v.get("q"):
-        qs = qs.filter(Q(agent__name__icontains=q) | Q(scope__icontains=q) | Q(intent__icontains=q))
+        agent_named = Q(agent__name__icontains=q) & visible_q("agent", Agent, user)
+        qs = qs.filter(agent_named | Q(scope__icontains=q) | Q(intent__icontains=q))
     if agent := v.get("agent"):
-        qs = qs.filter(agent_id=agent)
+        qs = qs.filter(Q(agent_id=agent) & visible_q("agent", Agent, user))
     page = page_newest_first(request, qs)
     context = {
         "form": form,
@@ -140,7 +134,8 @@ def access_request_decide(request: HtmxHttpRequest, pk: int, verb: str) -> HttpR
         if error:
             messages.error(request, error.detail)
         else:
-            messages.success(request, f"{'Approved' if verb == 'approve' else 'Denied'}: {access}.")
+            name = visibility_of(request).name(access.agent)
+            messages.success(request, f"{'Approved' if verb == 'approve' else 'Denied'}: {name} asks {access.scope}.")
         return HttpResponseRedirect(target)
     # The row as it now stands (a refusal may mean someone else decided first), and the badge.
     now = timezone.now()

@@ -3,7 +3,7 @@ delegated onward, its tokens, grants, keys and sub-agents; suspending and reacti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.contrib import messages
@@ -28,6 +28,7 @@ from console.trees import TreeRow, flatten
 from governance import forms as f
 from governance import selectors, services
 from governance.chain import Usability, delegation_usability
+from governance.decision import reason_summary
 from governance.models import AccessRequest, Agent, AgentKey, Delegation, DelegationToken, DriftEvent
 from governance.views.grants import grants_card
 
@@ -49,7 +50,7 @@ _ANCESTOR_IDS = (
 
 
 def visible_agent(request: HttpRequest, pk: int) -> Agent:
-    return get_object_or_404(Agent.objects.visible_to(request.user).select_related("sponsor"), pk=pk)
+    return get_object_or_404(Agent.objects.visible_to(request.user).select_related("sponsor", "parent"), pk=pk)
 
 
 @login_required
@@ -125,6 +126,12 @@ class DelegationRow:
     usability: Usability | None
 
 
+def _usability(link: Delegation, now: Any, full_detail: bool) -> Usability:
+    usability = delegation_usability(link, at=now)
+    # The detail names the agents and the human up the chain, who may be outside the viewer's view.
+    return usability if full_detail else replace(usability, detail=reason_summary(usability.reason))
+
+
 def _agent_context(request: HttpRequest, agent: Agent) -> dict[str, Any]:
     user, now = request.user, timezone.now()
     held = (
@@ -135,29 +142,26 @@ def _agent_context(request: HttpRequest, agent: Agent) -> dict[str, Any]:
     )
     # Usability walks the chain (a few queries per link): worth it for the agent's own delegations,
     # and only for those still marked active.
-    rows = [
-        DelegationRow(d, d.status_at(now), delegation_usability(d, at=now) if d.is_in_force(now) else None)
-        for d in held
-    ]
+    full = reads_everything(user)
+    rows = [DelegationRow(d, d.status_at(now), _usability(d, now, full) if d.is_in_force(now) else None) for d in held]
     ancestors = _visible_ancestors(user, agent)
     drift_events = list(DriftEvent.objects.visible_to(user).filter(agent=agent)[:10])
     onward = (
         Delegation.objects.visible_to(user)
         .filter(parent__delegate=agent)
-        .select_related("delegate")
+        .select_related("delegate", "parent")
         .order_by("-created_at")[:50]
     )
     tokens = DelegationToken.objects.visible_to(user).active(now).filter(agent=agent)
     context: dict[str, Any] = {
         "agent": agent,
         "ancestors": ancestors,
-        "parent": ancestors[-1] if ancestors and ancestors[-1].pk == agent.parent_id else None,
         "tree": _sub_agent_rows(user, agent),
         "delegations": rows,
         "onward": [(d, d.status_at(now)) for d in onward],
         "keys": list(AgentKey.objects.visible_to(user).filter(agent=agent)[:50]),
         "tokens": list(tokens.select_related("delegation__root_human")[:25]),
-        "decisions": selectors.agent_decisions(agent, AGENT_DECISIONS),
+        "decisions": selectors.agent_decisions(agent, user, AGENT_DECISIONS),
         "drift_events": drift_events,
         "drift_unacknowledged": any(e.acknowledged_at is None for e in drift_events),
         "access_requests": list(
@@ -185,7 +189,8 @@ def agent_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def agent_decisions(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The agent page's recent decisions alone, polled by htmx."""
     agent = get_object_or_404(Agent.objects.visible_to(request.user), pk=pk)
-    context = {"agent": agent, "decisions": selectors.agent_decisions(agent, AGENT_DECISIONS), "now": timezone.now()}
+    decisions = selectors.agent_decisions(agent, request.user, AGENT_DECISIONS)
+    context = {"agent": agent, "decisions": decisions, "now": timezone.now()}
     return render_live(request, "governance/agent_detail.html#decisions", context)
 
 

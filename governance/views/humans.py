@@ -50,10 +50,8 @@ def humans(request: HtmxHttpRequest) -> HttpResponse:
 def _human_context(request: HttpRequest, human: Human) -> dict[str, Any]:
     user, now = request.user, timezone.now()
     links = Delegation.objects.visible_to(user).filter(root_human=human).select_related("delegate")
-    manager = Human.objects.visible_to(user).filter(pk=human.manager_id).first() if human.manager_id else None
     context: dict[str, Any] = {
         "human": human,
-        "manager": manager,
         "reports": list(Human.objects.visible_to(user).filter(manager=human)),
         "agents": list(Agent.objects.visible_to(user).filter(sponsor=human).select_related("parent")),
         "delegation_rows": [

@@ -43,7 +43,7 @@ def test_serving_files_without_a_manifest_needs_no_collectstatic() -> None:
 
 
 def _start_wsgi(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own interpreter and module
+    return subprocess.run(
         [sys.executable, "-c", "import config.wsgi"],
         cwd=ROOT,
         env=env,
@@ -70,7 +70,7 @@ def test_a_web_process_refuses_to_start_without_collected_static_files(tmp_path:
 def test_a_web_process_starts_once_static_files_are_collected(tmp_path: Path) -> None:
     env = {**os.environ, "CUSTOS_STATIC_ROOT": str(tmp_path), "CUSTOS_MANIFEST_STATIC": "true"}
     env.pop("DEBUG", None)
-    collected = subprocess.run(  # noqa: S603
+    collected = subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
         cwd=ROOT,
         env=env,

@@ -72,6 +72,33 @@ def test_the_agents_page_costs_the_same_for_three_rows_as_for_a_full_page(
         auditor.get(url + "?q=agent&status=active", headers=HTMX)
 
 
+# A reviewer's rows name sponsors and parents they may or may not see: which, is asked once per model
+# for the whole page (console.visibility): the humans they see, the agents they see.
+AGENTS_PAGE_FOR_A_REVIEWER = AGENTS_PAGE_FOR_AN_AUDITOR + 2 + NAV_BADGE
+
+
+def test_a_reviewers_agents_page_asks_what_they_may_see_once_whatever_its_length(
+    reviewer_user: User, django_assert_num_queries: Any
+) -> None:
+    reviewer = _client(reviewer_user)
+    mine = factories.make_human(user=reviewer_user)
+    others = factories.make_agent(name="another-lines-parent")  # the parent every row names, outside the view
+
+    def add(count: int) -> None:
+        for _ in range(count):
+            factories.make_agent(parent=others, sponsor=mine)
+
+    add(3)
+    with django_assert_num_queries(AGENTS_PAGE_FOR_A_REVIEWER):
+        response = reviewer.get(reverse("console:agents"))
+    assert response.content.decode().count("an agent outside your view") == 3
+    add(PAGE_SIZE)
+    with django_assert_num_queries(AGENTS_PAGE_FOR_A_REVIEWER):
+        response = reviewer.get(reverse("console:agents"))
+    assert response.content.decode().count("an agent outside your view") == PAGE_SIZE
+    assert others.name not in response.content.decode()
+
+
 def test_the_humans_page_costs_the_same_whatever_its_length(auditor_user: User, django_assert_num_queries: Any) -> None:
     auditor = _client(auditor_user)
     _add_agents(2)

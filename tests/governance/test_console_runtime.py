@@ -518,7 +518,8 @@ def test_the_agent_page_lists_tokens_in_force_and_when_each_key_was_last_used(ad
     used = [k for k in response.context["keys"] if k.last_used_at]
     assert [k.prefix for k in used] == [issued["keys"][0].split("_")[1]]
     assert "never" in page  # the other key, unused
-    assert "token for " + chain["human"].name in page  # the decision made with it, for its human
+    # The decision made with it, for its human (a link: the admin may open the human's page).
+    assert f'token for <a href="{reverse("console:human", args=[chain["human"].pk])}">{chain["human"].name}</a>' in page
 
 
 def test_the_agent_page_shows_its_drift_and_pending_requests(drifted: World) -> None:

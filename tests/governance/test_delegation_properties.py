@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 
 from audit.models import AuditEvent
 from console.errors import DomainError
-from governance import services
-from governance import chain
+from governance import chain, services
 from governance.chain import delegation_usability
 from governance.models import Agent, Delegation, DelegationStatus, Grant, GrantStatus, Human
 from tests.factories import SYSTEM, make_agent, make_grant, make_human, make_resource
