@@ -12,10 +12,10 @@ from audit.models import AuditEvent
 class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
     """Read-only: the log is evidence; the database refuses changes anyway."""
 
-    list_display = ["seq", "occurred_at", "actor_kind", "actor_label", "action", "target_type", "target_label"]
+    list_display = ["id", "occurred_at", "actor_kind", "actor_label", "action", "target_type", "target_label", "digest"]
     list_filter = ["actor_kind", "action", "target_type"]
-    search_fields = ["actor_label", "target_label", "action"]
-    ordering = ["-seq"]
+    search_fields = ["actor_label", "target_label", "action", "digest"]
+    ordering = ["-id"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

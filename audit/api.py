@@ -21,9 +21,17 @@ from console.api.views import ApiView
 
 
 class AuditEventOutput(serializers.ModelSerializer[AuditEvent]):
+    seq = serializers.IntegerField(
+        source="seal.seq", allow_null=True, default=None, help_text="Its place in the chain; null until sealed."
+    )
+    prev_hash = serializers.CharField(source="seal.prev_hash", allow_null=True, default=None)
+    hash = serializers.CharField(source="seal.hash", allow_null=True, default=None, help_text="Its seal's hash.")
+
     class Meta:
         model = AuditEvent
         fields = [
+            "id",
+            "digest",
             "seq",
             "occurred_at",
             "actor_kind",
@@ -76,11 +84,15 @@ class AuditEventListApi(ApiView):
         tags=["audit"],
         parameters=[AuditEventFilter, *PAGE_PARAMETERS],
         responses={200: AuditEventPage, **READ_ERRORS},
-        description="Newest first, paginated by sequence number.",
+        description=(
+            "Newest first, paginated by event id (the order events were recorded). `digest` is an event's "
+            "permanent id (a decision's `decision_id`); `seq` and the hashes are its seal, null for the "
+            "moment between recording and sealing."
+        ),
     )
     def get(self, request: Request) -> Response:
         filters = self.validated(AuditEventFilter, request.query_params)
-        events = AuditEvent.objects.all()
+        events = AuditEvent.objects.select_related("seal")
         for field in ("action", "actor_kind", "actor_id", "target_type", "target_id"):
             if field in filters:
                 events = events.filter(**{field: filters[field]})
@@ -88,7 +100,7 @@ class AuditEventListApi(ApiView):
             events = events.filter(occurred_at__gte=filters["since"])
         if "until" in filters:
             events = events.filter(occurred_at__lt=filters["until"])
-        return self.page(events, AuditEventOutput, key="seq")
+        return self.page(events, AuditEventOutput)
 
 
 class AuditVerifyApi(ApiView):

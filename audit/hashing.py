@@ -1,10 +1,13 @@
-"""How an event's hash is computed. Shared by the writer and the verifier so they cannot drift.
+"""How an event's digest and its seal's hash are computed. Shared by the writer, the sealer and the
+verifiers (``audit.verify`` and the standalone bundle verifier) so they cannot drift.
 
 content digest = SHA-256 of the RFC 8785 canonical JSON of the event's content fields;
-event hash     = SHA-256 of "<seq>|<prev_hash>|<content digest>" (ASCII).
+seal hash      = SHA-256 of "<seq>|<prev_hash>|<content digest>" (ASCII).
 
-The second step is deliberately simple enough to compute inside PostgreSQL, which lets an append
-claim its place in the chain and write the row in a single statement.
+The digest is the event's public id (a decision's id), known before the event is sealed. The document
+holds a random ``nonce`` so two otherwise identical events differ; events written before sealing existed
+have none, and their document has no ``nonce`` key (so their digests, and every seal after them, stay as
+they were).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def content_digest(
     target_id: str,
     target_label: str,
     context: dict[str, Any],
+    nonce: str = "",
 ) -> str:
     document: dict[str, Any] = {
         "occurred_at": isoformat(occurred_at),
@@ -41,6 +45,8 @@ def content_digest(
         "target": {"type": target_type, "id": target_id, "label": target_label},
         "context": context,
     }
+    if nonce:
+        document["nonce"] = nonce
     return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
 
 
@@ -57,6 +63,7 @@ def event_digest(event: Any) -> str:
         target_id=event.target_id,
         target_label=event.target_label,
         context=event.context,
+        nonce=event.nonce,
     )
 
 

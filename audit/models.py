@@ -1,8 +1,18 @@
 """The append-only, hash-chained audit log.
 
-Each event's ``hash`` binds its sequence number, the previous event's hash and a digest of its content
-(RFC 8785 canonical JSON), so any change, deletion, insertion or reordering breaks the chain from that
-event on. ``audit`` imports nothing from the other apps: actors and targets are labels plus plain ids.
+Writing and sealing are separate, so writers never wait on the chain:
+
+- a writer inserts its ``AuditEvent`` (with the content digest that is also the event's public id) and a
+  ``PendingSeal`` row naming it, in its own transaction: the event is durable when the change it records
+  commits, and vanishes with it otherwise;
+- one sealer at a time (``audit.sealer``) takes the pending events in batches, in the order they became
+  visible, gives each a ``Seal`` (its sequence number, the previous seal's hash and its own hash over
+  ``seq|prev_hash|digest``) and moves the ``ChainHead`` on, all in one transaction;
+- signed ``Checkpoint``s of the head, kept in the database and outside it, make a truncated or rewritten
+  tail detectable even by someone who owns the database.
+
+Events and seals are never updated or deleted (database triggers refuse it). ``audit`` imports nothing
+from the other apps: actors and targets are labels plus plain ids.
 """
 
 from __future__ import annotations
@@ -27,7 +37,13 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 
 
 class AuditEvent(models.Model):
-    seq = models.BigIntegerField(unique=True, editable=False)
+    # Insertion order: close to time order, but a late commit may be sealed after a later id.
+    id = models.BigAutoField(primary_key=True)
+    # SHA-256 of the event's content (audit.hashing): its public id (a decision's id), known before sealing.
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    # Random, part of the content: two otherwise identical events (the same check twice in one
+    # microsecond) still have distinct digests. Empty for events written before sealing existed.
+    nonce = models.CharField(max_length=32, blank=True, default="", editable=False)
     occurred_at = models.DateTimeField(db_index=True, editable=False)
     actor_kind = models.CharField(max_length=10, choices=ActorKind.choices, editable=False)
     # A plain reference, never a foreign key: deleting a user or an agent must not touch the log.
@@ -39,33 +55,62 @@ class AuditEvent(models.Model):
     target_id = models.CharField(max_length=64, blank=True, default="", editable=False)
     target_label = models.CharField(max_length=200, blank=True, default="", editable=False)
     context = models.JSONField(default=dict, blank=True, editable=False)
-    prev_hash = models.CharField(max_length=64, editable=False)
-    hash = models.CharField(max_length=64, unique=True, editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-seq"]
+        ordering = ["-id"]
         indexes = [
-            models.Index(fields=["target_type", "target_id", "-seq"], name="audit_target_idx"),
-            models.Index(fields=["actor_kind", "actor_id", "-seq"], name="audit_actor_idx"),
-        ]
-        constraints = [
-            models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_seq_positive"),
+            models.Index(fields=["target_type", "target_id", "-id"], name="audit_target_idx"),
+            models.Index(fields=["actor_kind", "actor_id", "-id"], name="audit_actor_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.action} by {self.actor_label}"
+        return f"{self.action} by {self.actor_label} ({self.digest[:12]})"
+
+    @property
+    def seq(self) -> int | None:
+        """The event's place in the chain, once sealed (select_related("seal") to read it in bulk)."""
+        seal = getattr(self, "seal", None)
+        return seal.seq if seal is not None else None
+
+
+class Seal(models.Model):
+    """An event's place in the chain. Written by the sealer only, never changed."""
+
+    seq = models.BigIntegerField(primary_key=True)
+    event = models.OneToOneField(AuditEvent, on_delete=models.PROTECT, related_name="seal", editable=False)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    hash = models.CharField(max_length=64, unique=True, editable=False)
+    sealed_at = models.DateTimeField(editable=False)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_seal_seq_positive")]
+
+    def __str__(self) -> str:
+        return f"#{self.seq}"
+
+
+class PendingSeal(models.Model):
+    """The sealer's queue: one row per committed event not sealed yet. Written with the event, in the
+    same transaction; removed by the sealer in the transaction that seals it."""
+
+    event = models.OneToOneField(AuditEvent, on_delete=models.DO_NOTHING, primary_key=True, related_name="+")
+    digest = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"pending {self.event_id}"
 
 
 class ChainHead(models.Model):
-    """The single row that serialises appends: its row lock orders writers, its values seed the next
-    event. Kept beside the log so an append is one statement on PostgreSQL."""
+    """The last seal: where the next batch continues. Only the sealer moves it."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.BigIntegerField(default=0)
-    prev_hash = models.CharField(max_length=64, default=GENESIS_HASH)
     hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    sealed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="audit_chainhead_singleton")]

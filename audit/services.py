@@ -1,9 +1,15 @@
-"""Appending to the audit log: the only way events are written."""
+"""Appending to the audit log: the only way events are written.
+
+An append inserts the event and its entry in the sealer's queue, nothing else: no lock on the chain, so
+concurrent writers only share WAL flushes. The event's digest (its public id) is computed here, before
+it is sealed (``audit.sealer`` gives it its place in the chain).
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,8 +18,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.hashing import chain_hash, event_digest
-from audit.models import ActorKind, AuditEvent, ChainHead
+from audit.hashing import event_digest
+from audit.models import ActorKind, AuditEvent, PendingSeal
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,23 +101,56 @@ def _plain_json(value: Any) -> Any:
     return _exact_numbers(json.loads(json.dumps(value, cls=DjangoJSONEncoder)))
 
 
-_PG_APPEND = """
-WITH head AS (
-    UPDATE audit_chainhead
-       SET seq = seq + 1,
-           prev_hash = hash,
-           hash = encode(sha256(convert_to((seq + 1)::text || '|' || hash || '|' || %s, 'UTF8')), 'hex')
-     WHERE id = 1
- RETURNING seq, prev_hash, hash
+_COLUMNS = (
+    "digest",
+    "nonce",
+    "occurred_at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "on_behalf_of",
+    "action",
+    "target_type",
+    "target_id",
+    "target_label",
+    "context",
 )
-INSERT INTO audit_auditevent (
-    seq, occurred_at, actor_kind, actor_id, actor_label, on_behalf_of, action,
-    target_type, target_id, target_label, context, prev_hash, hash
+_JSON_COLUMNS = ("on_behalf_of", "context")
+
+# The events and their queue entries in one statement, whatever their number: each column travels as
+# one array (a constant number of parameters), the CTE inserts the events and then their queue entries.
+_PG_APPEND = f"""
+WITH e AS (
+    INSERT INTO audit_auditevent ({", ".join(_COLUMNS)})
+    SELECT * FROM unnest(
+        %s::varchar[], %s::varchar[], %s::timestamptz[], %s::varchar[], %s::varchar[], %s::varchar[],
+        %s::jsonb[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::jsonb[]
+    )
+    RETURNING id, digest, occurred_at
 )
-SELECT head.seq, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, head.prev_hash, head.hash
-  FROM head
-RETURNING id, seq, prev_hash, hash
-"""
+INSERT INTO audit_pendingseal (event_id, digest, occurred_at)
+SELECT id, digest, occurred_at FROM e
+RETURNING event_id, digest
+"""  # noqa: S608 - formatted from constants only
+
+
+def _event(pending: PendingEvent, occurred_at: Any) -> AuditEvent:
+    target = pending.target
+    event = AuditEvent(
+        nonce=secrets.token_hex(16),
+        occurred_at=occurred_at,
+        actor_kind=pending.actor.kind,
+        actor_id=pending.actor.id,
+        actor_label=pending.actor.label[:200],
+        on_behalf_of=_plain_json(list(pending.on_behalf_of)),
+        action=pending.action,
+        target_type=target.type,
+        target_id=target.id,
+        target_label=target.label[:200],
+        context=_plain_json(pending.context),
+    )
+    event.digest = event_digest(event)
+    return event
 
 
 def audit_append(
@@ -122,70 +161,42 @@ def audit_append(
     context: dict[str, Any] | None = None,
     on_behalf_of: Sequence[Any] = (),
 ) -> AuditEvent:
-    """Append one event. Call inside the transaction of the change it records.
-
-    The chain head's row lock serialises writers until their transactions end, so concurrent appends
-    from any number of processes form one linear chain; on PostgreSQL the append is one statement.
-    """
-    target = target or Target(type="")
-    event = AuditEvent(
-        occurred_at=timezone.now(),
-        actor_kind=actor.kind,
-        actor_id=actor.id,
-        actor_label=actor.label[:200],
-        on_behalf_of=_plain_json(list(on_behalf_of)),
-        action=action,
-        target_type=target.type,
-        target_id=target.id,
-        target_label=target.label[:200],
-        context=_plain_json(context or {}),
+    """Append one event. Call inside the transaction of the change it records: the event is then
+    durable exactly when the change is. Outside any transaction (the runtime check) it is durable when
+    this returns. Its ``digest`` is its id from now on; its seal follows within the sealing delay."""
+    pending = PendingEvent(
+        actor=actor, action=action, target=target or Target(type=""), context=context or {}, on_behalf_of=on_behalf_of
     )
-    digest = event_digest(event)
-    if connection.vendor == "postgresql" and connection.get_autocommit():
-        # Outside any transaction (the runtime check) the one statement is its own transaction: atomic
-        # by itself, committed with its own round trip, saving the BEGIN and COMMIT round trips.
-        _append_postgresql(event, digest)
-        return event
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            _append_postgresql(event, digest)
-        else:
-            _append_portable(event, digest)
-    return event
+    return audit_append_many([pending])[0]
 
 
-def _append_postgresql(event: AuditEvent, digest: str) -> None:
+def audit_append_many(events: Sequence[PendingEvent]) -> list[AuditEvent]:
+    """Append a batch of events in a constant number of statements (one on PostgreSQL), in order.
+    For services that change many rows at once: sweeps, campaign launches, offboarding."""
+    if not events:
+        return []
+    now = timezone.now()
+    built = [_event(pending, now) for pending in events]
+    if connection.vendor == "postgresql":
+        _insert_postgresql(built)
+    else:
+        with transaction.atomic():
+            AuditEvent.objects.bulk_create(built)
+            PendingSeal.objects.bulk_create(
+                [PendingSeal(event_id=e.pk, digest=e.digest, occurred_at=e.occurred_at) for e in built]
+            )
+    return built
+
+
+def _insert_postgresql(events: list[AuditEvent]) -> None:
+    columns: list[list[Any]] = []
+    for name in _COLUMNS:
+        values = [getattr(event, name) for event in events]
+        columns.append([json.dumps(v) for v in values] if name in _JSON_COLUMNS else values)
+    # One statement: atomic by itself even in autocommit (the runtime check saves BEGIN and COMMIT).
     with connection.cursor() as cursor:
-        cursor.execute(
-            _PG_APPEND,
-            [
-                digest,
-                event.occurred_at,
-                event.actor_kind,
-                event.actor_id,
-                event.actor_label,
-                json.dumps(event.on_behalf_of),
-                event.action,
-                event.target_type,
-                event.target_id,
-                event.target_label,
-                json.dumps(event.context),
-            ],
-        )
-        row = cursor.fetchone()
-    if row is None:  # the head row is created by a migration; its absence is a broken install
-        raise RuntimeError("audit chain head is missing; run migrations")
-    event.pk, event.seq, event.prev_hash, event.hash = row
-    event._state.adding = False
-
-
-def _append_portable(event: AuditEvent, digest: str) -> None:
-    # SQLite (the embedded development default) has a single writer per database, and Custos opens
-    # its transactions IMMEDIATE, so reading then updating the head cannot interleave with another
-    # writer.
-    head = ChainHead.objects.select_for_update().get(pk=1)
-    event.seq = head.seq + 1
-    event.prev_hash = head.hash
-    event.hash = chain_hash(event.seq, event.prev_hash, digest)
-    ChainHead.objects.filter(pk=1).update(seq=event.seq, prev_hash=event.prev_hash, hash=event.hash)
-    event.save(force_insert=True)
+        cursor.execute(_PG_APPEND, columns)
+        ids = dict((digest, event_id) for event_id, digest in cursor.fetchall())
+    for event in events:
+        event.pk = ids[event.digest]
+        event._state.adding = False

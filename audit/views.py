@@ -32,7 +32,7 @@ class EventRow:
 def audit_events(request: HtmxHttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
     v = form.values()
-    qs = AuditEvent.objects.all()
+    qs = AuditEvent.objects.select_related("seal")
     if action := v.get("action"):
         # A prefix, so "delegation." lists every delegation event.
         qs = qs.filter(action__startswith=action)
@@ -49,7 +49,7 @@ def audit_events(request: HtmxHttpRequest) -> HttpResponse:
         qs = qs.filter(occurred_at__gte=start)
     if end is not None:
         qs = qs.filter(occurred_at__lt=end)
-    page = page_newest_first(request, qs, key="seq")
+    page = page_newest_first(request, qs)
     context = {
         "form": form,
         "events": [EventRow(e, links.target_url(e)) for e in page.rows],

@@ -52,16 +52,17 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return value
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def env_duration(name: str, default: str) -> timedelta:
-    """A positive duration written as an integer and a unit: ``90s``, ``15m``, ``12h``, ``30d``."""
+    """A positive duration written as an integer and a unit: ``250ms``, ``90s``, ``15m``, ``12h``, ``30d``."""
     raw = (os.environ.get(name) or default).strip().lower()
-    number, unit = raw[:-1], raw[-1:]
-    if unit not in _UNITS or not number.isdigit() or int(number) <= 0:
+    unit = "ms" if raw.endswith("ms") else raw[-1:]
+    number = raw[: -len(unit)]
+    if unit not in _UNITS or not number.isascii() or not number.isdigit() or int(number) <= 0:
         raise ImproperlyConfiguredEnv(
-            f"{name} must be a positive whole number followed by s, m, h or d (e.g. 30d), got {raw!r}"
+            f"{name} must be a positive whole number followed by ms, s, m, h or d (e.g. 30d), got {raw!r}"
         )
     return timedelta(seconds=int(number) * _UNITS[unit])
 

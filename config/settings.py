@@ -269,6 +269,10 @@ CUSTOS_JIT_MAX_LIFETIME = env_duration("CUSTOS_JIT_MAX_LIFETIME", "60m")
 CUSTOS_JIT_REQUEST_TTL = env_duration("CUSTOS_JIT_REQUEST_TTL", "15m")
 CUSTOS_DRIFT_THRESHOLD = env_int("CUSTOS_DRIFT_THRESHOLD", 5, minimum=1)
 CUSTOS_DRIFT_WINDOW = env_duration("CUSTOS_DRIFT_WINDOW", "10m")
+# The audit log's sealer: how often it looks for new events when idle, and how old an unsealed event
+# may grow before verification reports it (and operators should be alerted).
+CUSTOS_AUDIT_SEAL_INTERVAL = env_duration("CUSTOS_AUDIT_SEAL_INTERVAL", "100ms")
+CUSTOS_AUDIT_MAX_SEAL_DELAY = env_duration("CUSTOS_AUDIT_MAX_SEAL_DELAY", "30s")
 # Console sign-in: failures per username, then per client address, within the lockout window.
 CUSTOS_LOGIN_FAILURE_LIMIT = env_int("CUSTOS_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 CUSTOS_LOGIN_ADDRESS_FAILURE_LIMIT = env_int("CUSTOS_LOGIN_ADDRESS_FAILURE_LIMIT", 100, minimum=1)

@@ -113,8 +113,8 @@ def check(*, credential: str, action: str, resource: str, context: dict[str, Any
             **{name: context.get(name, "") for name in CONTEXT_FIELDS},
         },
     )
-    # The decision's id is its audit event's hash: unique, indexed, and evidence in itself.
-    result.decision_id = event.hash
+    # The decision's id is its audit event's digest: content-addressed, unique, known before sealing.
+    result.decision_id = event.digest
     if actor.id:
         usage.record(agent_id=int(actor.id), key_id=credential_ref.get("id"), at=at)
         if not result.outcome.allowed and result.outcome.reason in drift.DRIFT_REASONS:

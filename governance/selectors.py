@@ -75,7 +75,7 @@ def _text(context: dict[str, Any], name: str) -> str:
 class Decision:
     """One recorded runtime check, read from its audit event (the decision's evidence)."""
 
-    seq: int
+    event_id: int
     occurred_at: datetime
     allowed: bool
     reason: str
@@ -118,7 +118,7 @@ class Decision:
         if event.actor_kind == ActorKind.AGENT and event.actor_id.isascii() and event.actor_id.isdigit():
             agent_id = int(event.actor_id)
         return cls(
-            seq=event.seq,
+            event_id=event.pk,
             occurred_at=event.occurred_at,
             allowed=event.action == "check.allow",
             reason=reason,
@@ -133,7 +133,7 @@ class Decision:
             agent_id=agent_id,
             agent_label=event.actor_label,
             on_behalf_of=on_behalf_of,
-            decision_id=event.hash,
+            decision_id=event.digest,
         )
 
 
@@ -150,15 +150,15 @@ def decisions_visible_to(user: Any) -> QuerySet[AuditEvent]:
 
 def recent_decisions(user: Any, limit: int) -> list[Decision]:
     full = reads_everything(user)
-    return [Decision.of(e, full_detail=full) for e in decisions_visible_to(user).order_by("-seq")[:limit]]
+    return [Decision.of(e, full_detail=full) for e in decisions_visible_to(user).order_by("-id")[:limit]]
 
 
 def agent_decisions(agent: Agent, viewer: Any, limit: int = 25) -> list[Decision]:
-    """The agent's latest checks, in one query down the audit log's (actor_kind, actor_id, -seq) index.
+    """The agent's latest checks, in one query down the audit log's (actor_kind, actor_id, -id) index.
     Scoped by the agent, which the caller fetched through ``visible_to``."""
     events = AuditEvent.objects.for_actor(ActorKind.AGENT, agent.pk).filter(action__in=DECISION_ACTIONS)
     full = reads_everything(viewer)
-    return [Decision.of(e, full_detail=full) for e in events.order_by("-seq")[:limit]]
+    return [Decision.of(e, full_detail=full) for e in events.order_by("-id")[:limit]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ def _flush_past_the_audit_triggers() -> Iterator[None]:
             with self.connection.cursor() as cursor:
                 cursor.execute("SET LOCAL session_replication_role = origin")
             ChainHead.objects.using(self.connection.alias).update_or_create(
-                pk=1, defaults={"seq": 0, "prev_hash": GENESIS_HASH, "hash": GENESIS_HASH}
+                pk=1, defaults={"seq": 0, "hash": GENESIS_HASH, "sealed_at": None}
             )
             for name in roles.ROLES:
                 Group.objects.using(self.connection.alias).get_or_create(name=name)

@@ -48,7 +48,7 @@ def _drift_raise(
     if agent is None or DriftEvent.objects.filter(agent=agent, created_at__gte=since).exists():
         return None
     window = settings.CUSTOS_DRIFT_WINDOW
-    recent = list(denials.order_by("-seq").values_list("context", flat=True)[:10])
+    recent = list(denials.order_by("-id").values_list("context", flat=True)[:10])
     event = DriftEvent.objects.create(
         agent=agent,
         kind="repeated_out_of_scope",

@@ -86,7 +86,9 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
         "keys_expiring_list": list(expiring_keys.select_related("agent").order_by("expires_at")[:8]),
         "requests_pending": AccessRequest.objects.visible_to(user).pending(now).count(),
         "drift_open": DriftEvent.objects.visible_to(user).open().count(),
-        "events": list(AuditEvent.objects.order_by("-seq")[:12]) if reads_everything(user) else None,
+        "events": list(AuditEvent.objects.select_related("seal").order_by("-id")[:12])
+        if reads_everything(user)
+        else None,
         **_live_context(user, now),
     }
     return render(request, "governance/home.html", context)

@@ -60,12 +60,12 @@ def _bearer(credential: str) -> APIClient:
 
 
 def _events_since(seq: int) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(seq__gt=seq).order_by("seq"))
+    return list(AuditEvent.objects.filter(id__gt=seq).order_by("id"))
 
 
 def _head() -> int:
-    last = AuditEvent.objects.order_by("-seq").first()
-    return last.seq if last else 0
+    last = AuditEvent.objects.order_by("-id").first()
+    return last.id if last else 0
 
 
 def _exchange(actor_key: str, subject: str, subject_type: str, **extra: str) -> Any:

@@ -54,7 +54,7 @@ def test_it_stores_only_a_hash_and_records_the_issue_in_the_audit_log() -> None:
 
     stored = ApiToken.objects.get(user=admin)
     assert token not in stored.hashed
-    event = AuditEvent.objects.filter(action="apitoken.create").order_by("-seq").first()
+    event = AuditEvent.objects.filter(action="apitoken.create").order_by("-id").first()
     assert event is not None
     assert (event.actor_kind, event.actor_label) == ("system", "manage.py api_token")
     assert event.context == {"user": admin.pk, "prefix": stored.prefix}

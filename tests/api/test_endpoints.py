@@ -12,7 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from audit.models import AuditEvent
+from audit.models import AuditEvent, Seal
+from audit.sealer import seal_pending
 from governance import credentials
 from governance.models import Agent, AgentKey, Delegation, DelegationStatus
 from tests import factories
@@ -30,7 +31,7 @@ def _get(world: World, path: str, role: str = "admin") -> Any:
 
 
 def _last_event() -> AuditEvent:
-    return AuditEvent.objects.order_by("-seq").first()  # type: ignore[return-value]
+    return AuditEvent.objects.order_by("-id").first()  # type: ignore[return-value]
 
 
 # --- Identities -------------------------------------------------------------------------------
@@ -319,20 +320,21 @@ def test_audit_events_filter_by_time_window(world: World) -> None:
 
 
 def test_audit_pages_follow_the_sequence_and_ignore_events_appended_meanwhile(world: World) -> None:
-    expected = [e["seq"] for e in _get(world, "audit/events/?limit=200").json()["results"]]
+    expected = [e["id"] for e in _get(world, "audit/events/?limit=200").json()["results"]]
     assert expected == sorted(expected, reverse=True)
 
     page = _get(world, "audit/events/?limit=7")
-    seen = [e["seq"] for e in page.json()["results"]]
+    seen = [e["id"] for e in page.json()["results"]]
     factories.make_human()
     while page.json()["next"]:
         page = _get(world, page.json()["next"])
-        seen += [e["seq"] for e in page.json()["results"]]
+        seen += [e["id"] for e in page.json()["results"]]
 
     assert seen == expected
 
 
 def test_audit_verify_reports_an_intact_chain(world: World) -> None:
+    seal_pending()
     response = _get(world, "audit/verify/", role="auditor")
 
     assert response.status_code == 200
@@ -341,12 +343,13 @@ def test_audit_verify_reports_an_intact_chain(world: World) -> None:
 
 
 def test_audit_verify_answers_409_naming_the_first_tampered_event(world: World) -> None:
-    victim = AuditEvent.objects.order_by("seq")[3]
+    seal_pending()
+    victim = Seal.objects.order_by("seq")[3]
     with connection.cursor() as cursor:
         # The test role is a PostgreSQL superuser: replica mode skips the append-only triggers, as an
         # attacker with that power could. Undone with the test's transaction.
         cursor.execute("SET LOCAL session_replication_role = replica")
-        cursor.execute("UPDATE audit_auditevent SET actor_label = 'someone else' WHERE id = %s", [victim.pk])
+        cursor.execute("UPDATE audit_auditevent SET actor_label = 'someone else' WHERE id = %s", [victim.event_id])
         cursor.execute("SET LOCAL session_replication_role = origin")
 
     response = _get(world, "audit/verify/", role="auditor")

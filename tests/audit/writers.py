@@ -7,6 +7,7 @@ does its work in separate transactions and prints one JSON summary line.
     python -m tests.audit.writers append --events 40 --label w1 --hold-every 5 --hold-ms 20
     python -m tests.audit.writers delegate --parent 7 --agents 3,4,5 --hold-ms 20
     python -m tests.audit.writers revoke --delegation 7 --after-ms 150
+    python -m tests.audit.writers seal --idle-ms 20      # the sealer, until killed or stdin closes
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def append(args: argparse.Namespace) -> dict[str, Any]:
 
     from audit.services import Actor, Target, audit_append
 
-    seqs = []
+    digests = []
     for i in range(args.events):
         with transaction.atomic():
             event = audit_append(
@@ -45,12 +46,24 @@ def append(args: argparse.Namespace) -> dict[str, Any]:
                 target=Target(type="writer", id=args.label),
                 context={"writer": args.label, "i": i},
             )
-            # Some writers keep their transaction (and so the chain head) a little longer, as a slow
-            # request would; the others must queue behind it, not fork the chain.
+            # Some writers keep their transaction open a little longer, as a slow request would: their
+            # events become visible later than others appended after them.
             if args.hold_every and i % args.hold_every == 0:
                 time.sleep(args.hold_ms / 1000)
-        seqs.append(event.seq)
-    return {"label": args.label, "seqs": seqs}
+        digests.append(event.digest)
+    return {"label": args.label, "digests": digests}
+
+
+def seal(args: argparse.Namespace) -> dict[str, Any]:
+    import threading
+
+    from audit import sealer
+
+    stop = threading.Event()
+    # Stops when the test closes our stdin (or kills us).
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    sealer.run(idle_seconds=args.idle_ms / 1000, stop=stop)
+    return {"stopped": True}
 
 
 def delegate(args: argparse.Namespace) -> dict[str, Any]:
@@ -108,6 +121,8 @@ def main() -> None:
     p.add_argument("--parent", type=int, required=True)
     p.add_argument("--agents", required=True)
     p.add_argument("--hold-ms", type=float, default=0)
+    p = commands.add_parser("seal")
+    p.add_argument("--idle-ms", type=float, default=20)
     p = commands.add_parser("revoke")
     p.add_argument("--delegation", type=int, required=True)
     p.add_argument("--after-ms", type=float, default=0)
@@ -115,7 +130,7 @@ def main() -> None:
 
     _setup()
     _wait_for_go()
-    work = {"append": append, "delegate": delegate, "revoke": revoke}[args.command]
+    work = {"append": append, "delegate": delegate, "revoke": revoke, "seal": seal}[args.command]
     print(json.dumps(work(args)), flush=True)
 
 

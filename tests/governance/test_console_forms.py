@@ -28,11 +28,11 @@ def _local(delta: timedelta) -> str:
 
 
 def _last_seq() -> int:
-    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def _events_since(seq: int) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(seq__gt=seq).order_by("seq"))
+    return list(AuditEvent.objects.filter(id__gt=seq).order_by("id"))
 
 
 @pytest.fixture

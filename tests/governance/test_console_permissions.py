@@ -207,11 +207,11 @@ def test_no_role_but_admin_can_change_anything_from_the_console(world: World, ro
 @pytest.mark.parametrize("name", list(POSTS))
 def test_an_admin_can_make_each_change_and_it_is_audited(world: World, name: str) -> None:
     url, payload = POSTS[name]
-    before_seq = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+    before_seq = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
     response = world.client("admin").post(url(world), payload(world), headers={"HX-Request": "true"})
     assert response.status_code in (200, 201), response.content.decode()[:2000]
     assert response.status_code == 201 or response.headers.get("HX-Redirect")
-    new_events = AuditEvent.objects.filter(seq__gt=before_seq)
+    new_events = AuditEvent.objects.filter(id__gt=before_seq)
     assert new_events.exists()
     assert set(new_events.values_list("actor_label", flat=True)) == {world.users["admin"].username}
 
@@ -318,7 +318,7 @@ def test_editing_an_agent_in_the_django_admin_goes_through_the_service_and_is_au
     assert response.status_code == 302
     agent.refresh_from_db()
     assert (agent.name, agent.risk_tier) == ("renamed-agent", "critical")
-    event = AuditEvent.objects.order_by("-seq").first()
+    event = AuditEvent.objects.order_by("-id").first()
     assert event is not None
     assert (event.action, event.actor_label) == ("agent.update", "root")
     assert event.context["changes"]["name"] == ["others-agent", "renamed-agent"]

@@ -170,10 +170,10 @@ def test_audit_pages_go_back_in_sequence_order(auditor_user: User) -> None:
     for _ in range(PAGE_SIZE + 5):
         factories.make_human()
     first = auditor.get(reverse("console:audit"))
-    seqs = [row.event.seq for row in first.context["events"]]
+    seqs = [row.event.id for row in first.context["events"]]
     assert seqs == sorted(seqs, reverse=True)
     second = auditor.get(reverse("console:audit") + "?" + first.context["page"].next_query)
-    older = [row.event.seq for row in second.context["events"]]
+    older = [row.event.id for row in second.context["events"]]
     assert older and max(older) == seqs[-1] - 1
 
 
@@ -248,7 +248,7 @@ def test_the_agent_page_reads_its_decisions_in_one_query_down_the_actor_index(au
     decisions = [q["sql"] for q in captured.captured_queries if "audit_auditevent" in q["sql"]]
     assert len(decisions) == 1
     assert '"actor_kind" = ' in decisions[0] and '"actor_id" = ' in decisions[0]
-    assert decisions[0].rstrip().endswith('ORDER BY "audit_auditevent"."seq" DESC LIMIT 25')
+    assert decisions[0].rstrip().endswith('ORDER BY "audit_auditevent"."id" DESC LIMIT 25')
 
 
 def _add_requests(count: int, approver: Any) -> None:

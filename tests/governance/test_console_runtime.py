@@ -127,7 +127,7 @@ def _check(key: str, resource: Resource, action: str, **context: str) -> runtime
 
 
 def _last_seq() -> int:
-    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def _badge(html: str) -> str | None:
@@ -285,7 +285,7 @@ def test_approving_from_the_console_delegates_exactly_that_scope_for_that_time_a
         0,
     )
     assert started + timedelta(minutes=20) <= link.expires_at <= timezone.now() + timedelta(minutes=20)
-    events = list(AuditEvent.objects.filter(seq__gt=since).order_by("seq"))
+    events = list(AuditEvent.objects.filter(id__gt=since).order_by("id"))
     assert [e.action for e in events] == ["delegation.create", "accessrequest.approve"]
     assert {e.actor_label for e in events} == {world.users["approver"].username}
     # The row comes back in place, decided, with no buttons; the badge drops to the one left.
@@ -308,7 +308,7 @@ def test_denying_records_the_note_creates_nothing_and_is_audited(world: World) -
     assert (world.to_otto.status, world.to_otto.decision_note) == (AccessRequestStatus.DENIED, "not for this task")
     assert world.to_otto.resulting_delegation is None
     assert Delegation.objects.count() == delegations
-    event = AuditEvent.objects.get(seq__gt=since)
+    event = AuditEvent.objects.get(id__gt=since)
     assert (event.action, event.actor_label, event.context["note"]) == (
         "accessrequest.deny",
         world.users["admin"].username,
@@ -431,7 +431,7 @@ def test_an_admin_acknowledges_drift_in_place_and_it_is_audited(drifted: World) 
     event.refresh_from_db()
     assert event.acknowledged_at is not None
     assert event.acknowledged_by == drifted.users["admin"].username
-    audit = AuditEvent.objects.get(seq__gt=since)
+    audit = AuditEvent.objects.get(id__gt=since)
     assert (audit.action, audit.context["drift_event"]) == ("drift.acknowledge", event.pk)
     page = response.content.decode()
     assert f'id="drift-{event.pk}"' in page and "<html" not in page

@@ -22,6 +22,7 @@ from django.db import OperationalError, connection
 from django.http import HttpResponse
 from django.test import Client
 
+from audit import sealer
 from audit.models import AuditEvent
 from governance import chain, oauth, runtime
 from governance.decision import Reason
@@ -107,12 +108,12 @@ def other_connection() -> psycopg.Connection[Any]:
 
 
 @contextmanager
-def audit_head_locked_elsewhere() -> Iterator[None]:
-    """Another session holds the audit chain head's row lock (as a stuck append would), and this
-    session gives up waiting for a lock after 200 ms."""
+def locked_elsewhere(statement: str) -> Iterator[None]:
+    """Another session holds a lock (``statement``) as a stuck transaction would, and this session gives
+    up waiting for a lock after 200 ms."""
     holder = other_connection()
     try:
-        holder.execute("SELECT seq FROM audit_chainhead WHERE id = 1 FOR UPDATE")
+        holder.execute(statement)
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '200ms'")
         yield
@@ -148,10 +149,24 @@ def test_an_audit_log_that_cannot_be_written_in_time_gives_503_deny(allowed_toke
     token, resource = allowed_token
     assert check(token, resource).json()["decision"] == "allow"
     before = AuditEvent.objects.count()
-    with audit_head_locked_elsewhere():
+    with locked_elsewhere("LOCK TABLE audit_auditevent IN EXCLUSIVE MODE"):
         assert_unavailable_deny(check(token, resource))
     assert AuditEvent.objects.count() == before  # nothing half-written
     assert check(token, resource).json()["decision"] == "allow"  # and it decides again once the lock is gone
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stuck_sealer_does_not_hold_up_decisions(allowed_token: tuple[str, str]) -> None:
+    # Writers never wait on the chain: with the chain head locked (a sealer stuck mid-batch), checks
+    # are still decided and recorded durably, and sealed once the head is free.
+    token, resource = allowed_token
+    with locked_elsewhere("SELECT seq FROM audit_chainhead WHERE id = 1 FOR UPDATE"):
+        answers = [check(token, resource) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert {a.json()["decision"] for a in answers} == {"allow"}
+    assert sealer.seal_pending() >= 3
+    for answer in answers:
+        assert AuditEvent.objects.get(digest=answer.json()["decision_id"]).seq is not None
 
 
 @pytest.mark.django_db(transaction=True)

@@ -105,7 +105,7 @@ def assert_denied(response: HttpResponse, reason: str = Reason.CREDENTIAL_INVALI
     body = response.json()
     assert (body["decision"], body["reason"]) == ("deny", reason), body
     assert body["subject"] is None and body["actors"] == [] and body["delegation_chain"] == []
-    event = AuditEvent.objects.get(hash=body["decision_id"])
+    event = AuditEvent.objects.get(digest=body["decision_id"])
     assert (event.action, event.context["reason"]) == ("check.deny", reason)
 
 

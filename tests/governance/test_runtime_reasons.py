@@ -1,5 +1,5 @@
 """Every reason code of SPEC §3 reached through ``POST /api/v1/check``, each decision recorded in the
-audit log with its context before the answer, ``decision_id`` being that event's hash.
+audit log with its context before the answer, ``decision_id`` being that event's digest.
 
 ``no_delegation`` is the one code no HTTP request can reach (a token's delegation is protected from
 deletion); it is pinned on the pure core in ``test_runtime_decision.py``. ``chain_broken`` needs a dead
@@ -123,7 +123,7 @@ def post_check(credential: str | None, resource: str, action: str = "read") -> H
 
 
 def last_seq() -> int:
-    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def assert_recorded(response: HttpResponse, decision: str, reason: str, *, since: int) -> AuditEvent:
@@ -132,10 +132,10 @@ def assert_recorded(response: HttpResponse, decision: str, reason: str, *, since
     assert response.status_code == 200, response.content
     body = response.json()
     assert (body["decision"], body["reason"]) == (decision, reason), body
-    events = list(AuditEvent.objects.filter(seq__gt=since, action__startswith="check."))
+    events = list(AuditEvent.objects.filter(id__gt=since, action__startswith="check."))
     assert len(events) == 1, [e.action for e in events]
     event = events[0]
-    assert body["decision_id"] == event.hash
+    assert body["decision_id"] == event.digest
     assert event.action == f"check.{decision}"
     assert (event.context["decision"], event.context["reason"]) == (decision, reason)
     assert event.context["detail"] == body["detail"]
@@ -371,7 +371,7 @@ def test_the_decision_is_committed_before_the_answer_leaves(org: Org) -> None:
         dbname=db["NAME"],
     ) as other:
         row = other.execute(
-            "SELECT action, context->>'reason', context->>'request_id' FROM audit_auditevent WHERE hash = %s",
+            "SELECT action, context->>'reason', context->>'request_id' FROM audit_auditevent WHERE digest = %s",
             [response.json()["decision_id"]],
         ).fetchone()
     assert row == ("check.allow", Reason.ALLOWED, CONTEXT["request_id"])

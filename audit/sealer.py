@@ -1,0 +1,152 @@
+"""The sealer: gives pending events their place in the chain, in batches, one sealer at a time.
+
+A batch is one transaction: take up to ``batch`` queued events (removing them from the queue), in the
+order they became visible (event id, within what this transaction sees), chain each to the one before
+(``audit.hashing.chain_hash``), write their seals and move the chain head. A sealer killed mid-batch
+leaves nothing behind (the transaction rolls back: no gap, no duplicate); the next batch starts where
+the head says.
+
+One at a time across every machine, by the database: the batch holds the chain head's row lock, and on
+PostgreSQL a sealer first takes an advisory lock (``pg_try_advisory_lock``), so a second sealer started
+by mistake stands by and seals nothing until the first is gone (its connection closes, the lock goes).
+
+A missing chain head is refused, never recreated: that would let a truncated log start over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.hashing import chain_hash
+from audit.models import ChainHead, PendingSeal, Seal
+
+log = logging.getLogger(__name__)
+
+# An arbitrary constant naming the sealer's advisory lock ("custos" in ASCII).
+LOCK_KEY = 0x637573746F73
+BATCH = 2000
+
+
+class HeadMissing(RuntimeError):
+    """The chain head row is gone: only a database superuser can do that. Sealing stops until an
+    operator restores it (and verification fails meanwhile)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    count: int
+    head_seq: int
+    oldest_waited: float = 0.0  # seconds the oldest event of the batch waited to be sealed
+
+
+def _try_lock(*, session: bool) -> bool:
+    if connection.vendor != "postgresql":
+        return True  # SQLite: one writer at a time anyway (IMMEDIATE transactions), and one sealer in make run
+    function = "pg_try_advisory_lock" if session else "pg_try_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s)", [LOCK_KEY])
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+def _take(batch: int) -> list[tuple[int, str, datetime]]:
+    """Remove up to ``batch`` events from the queue and return them, oldest id first."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM audit_pendingseal WHERE event_id IN "
+                "(SELECT event_id FROM audit_pendingseal ORDER BY event_id LIMIT %s) "
+                "RETURNING event_id, digest, occurred_at",
+                [batch],
+            )
+            rows = cursor.fetchall()
+        return sorted(rows)
+    taken = list(PendingSeal.objects.order_by("event_id").values_list("event_id", "digest", "occurred_at")[:batch])
+    PendingSeal.objects.filter(event_id__in=[row[0] for row in taken]).delete()
+    return taken
+
+
+def _write(seals: list[Seal]) -> None:
+    if connection.vendor == "postgresql":
+        copy_sql = "COPY audit_seal (seq, event_id, prev_hash, hash, sealed_at) FROM STDIN"
+        with connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for seal in seals:
+                copy.write_row((seal.seq, seal.event_id, seal.prev_hash, seal.hash, seal.sealed_at))
+        return
+    Seal.objects.bulk_create(seals)
+
+
+def seal_batch(*, batch: int = BATCH) -> Sealed:
+    """Seal up to ``batch`` pending events. Returns how many (0 when none are pending, or when another
+    sealer holds the lock: the process holding it takes its own lock again here, others cannot)."""
+    with transaction.atomic():
+        if not _try_lock(session=False):
+            return Sealed(0, ChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0)
+        head = ChainHead.objects.select_for_update().filter(pk=1).first()
+        if head is None:
+            raise HeadMissing("the audit chain head is missing: sealing stopped (see docs/operations.md)")
+        taken = _take(batch)
+        if not taken:
+            return Sealed(0, head.seq)
+        now = timezone.now()
+        seq, prev = head.seq, head.hash
+        seals = []
+        for event_id, digest, _occurred in taken:
+            seq += 1
+            sealed_hash = chain_hash(seq, prev, digest)
+            seals.append(Seal(seq=seq, event_id=event_id, prev_hash=prev, hash=sealed_hash, sealed_at=now))
+            prev = sealed_hash
+        _write(seals)
+        ChainHead.objects.filter(pk=1).update(seq=seq, hash=prev, sealed_at=now)
+        waited = max((now - occurred).total_seconds() for _, _, occurred in taken)
+        return Sealed(len(seals), seq, waited)
+
+
+def seal_pending(*, batch: int = BATCH) -> int:
+    """Seal everything pending now, batch after batch; returns how many were sealed. For tests, the
+    ``audit_seal --once`` command and the demo's seeding."""
+    total = 0
+    while True:
+        sealed = seal_batch(batch=batch)
+        total += sealed.count
+        if sealed.count < batch:
+            return total
+
+
+def _name_connection() -> None:
+    """Show the sealer as such in ``pg_stat_activity`` (and ``pg_locks`` joined to it)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('application_name', %s, false)", [f"custos-sealer-{os.getpid()}"])
+
+
+def run(*, idle_seconds: float | None = None, stop: object | None = None) -> None:
+    """The sealer process (``manage.py audit_seal``): hold the sealer's lock and seal continuously,
+    polling the queue every ``idle_seconds`` when it is empty. A second one waits as a standby."""
+    idle = settings.CUSTOS_AUDIT_SEAL_INTERVAL.total_seconds() if idle_seconds is None else idle_seconds
+    standby_logged = False
+    while not getattr(stop, "is_set", lambda: False)():
+        _name_connection()
+        if not _try_lock(session=True):
+            if not standby_logged:
+                log.info("another sealer holds the lock; standing by")
+                standby_logged = True
+            connection.close()
+            time.sleep(max(idle, 1.0))
+            continue
+        log.info("sealing")
+        try:
+            while not getattr(stop, "is_set", lambda: False)():
+                sealed = seal_batch()
+                if sealed.count == 0:
+                    time.sleep(idle)
+        finally:
+            connection.close()  # releases the session lock
