@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from audit.models import ActorKind, AuditEvent
-from audit.verify import verify_chain
+from audit.verification import verify_chain
 from console import roles
 from console.api.errors import AUTH_ERRORS, READ_ERRORS
 from console.api.fields import AwareDateTimeField
@@ -67,7 +67,13 @@ class AuditVerifyOutput(serializers.Serializer[Any]):
     checked = serializers.IntegerField(help_text="Events whose hash was recomputed.")
     head_seq = serializers.IntegerField()
     first_bad_seq = serializers.IntegerField(allow_null=True)
+    first_bad_event = serializers.CharField(
+        allow_null=True, help_text="The digest of the first bad event when it has no place in the chain."
+    )
     problem = serializers.CharField(allow_blank=True)
+    pending = serializers.IntegerField(help_text="Events recorded and waiting to be sealed.")
+    verified_from = serializers.IntegerField(help_text="The checkpoint verification started from (0: the first).")
+    checkpoints = serializers.IntegerField(help_text="Signed checkpoints the chain was held to.")
 
 
 class AuditBrokenOutput(AuditVerifyOutput):
@@ -114,15 +120,20 @@ class AuditVerifyApi(ApiView):
             409: OpenApiResponse(AuditBrokenOutput, description="The chain is broken at first_bad_seq."),
             **AUTH_ERRORS,
         },
-        description="Recompute the whole hash chain and name the first event that does not fit.",
+        description=(
+            "Recompute the chain from the latest signed checkpoint it still agrees with (the nightly job and "
+            "`manage.py audit_verify` do it from the first event), hold it to the latest checkpoints in the "
+            "database and in the checkpoint directory, and name the first event that does not fit."
+        ),
     )
     def get(self, request: Request) -> Response:
-        result = verify_chain().as_dict()
+        result = verify_chain(full=False).as_dict()
         if result["ok"]:
             return Response(result)
         body = result | {
             "code": "audit_chain_broken",
-            "detail": f"The audit chain is broken at event #{result['first_bad_seq']}: {result['problem']}",
+            "detail": f"The audit chain is broken at event #{result['first_bad_seq'] or result['first_bad_event']}: "
+            f"{result['problem']}",
             "fields": {},
         }
         return Response(body, status=status.HTTP_409_CONFLICT)

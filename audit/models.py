@@ -117,3 +117,25 @@ class ChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"chain head #{self.seq}"
+
+
+class Checkpoint(models.Model):
+    """A signed statement that the chain had reached ``seq`` with ``hash`` at ``signed_at``.
+
+    Also written outside the database (``CUSTOS_AUDIT_CHECKPOINT_DIR``, and a witness if configured):
+    someone who owns the database can rewrite the chain and this table consistently, but not the
+    copies, so a truncated or rewritten tail no longer verifies against them."""
+
+    seq = models.BigIntegerField(primary_key=True)
+    hash = models.CharField(max_length=64, editable=False)
+    signed_at = models.DateTimeField(editable=False)
+    # SHA-256 of the raw Ed25519 public key, hex.
+    key_fingerprint = models.CharField(max_length=64, editable=False)
+    public_key = models.CharField(max_length=64, editable=False, help_text="Raw Ed25519 public key, base64url.")
+    signature = models.CharField(max_length=100, editable=False, help_text="Ed25519 over the canonical payload.")
+
+    class Meta:
+        ordering = ["-seq"]
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.seq}"

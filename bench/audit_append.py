@@ -225,7 +225,7 @@ def main() -> None:
                 if args.async_commit:
                     unflushed[writers].append(run("audit_async", writers, args.seconds))
 
-        from audit.verify import verify_chain
+        from audit.verification import verify_chain
 
         result = verify_chain()
         connection.close()

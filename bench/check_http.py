@@ -479,7 +479,7 @@ def main() -> int:
     warm, results = measure(args, env, seeded["token"])
     load_after = os.getloadavg()
 
-    from audit.verify import verify_chain
+    from audit.verification import verify_chain
 
     actions = audit_actions_since(head_before)
     verified = verify_chain()

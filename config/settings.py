@@ -273,6 +273,15 @@ CUSTOS_DRIFT_WINDOW = env_duration("CUSTOS_DRIFT_WINDOW", "10m")
 # may grow before verification reports it (and operators should be alerted).
 CUSTOS_AUDIT_SEAL_INTERVAL = env_duration("CUSTOS_AUDIT_SEAL_INTERVAL", "100ms")
 CUSTOS_AUDIT_MAX_SEAL_DELAY = env_duration("CUSTOS_AUDIT_MAX_SEAL_DELAY", "30s")
+# Signed checkpoints of the chain: the signing key is derived from this secret (never stored), copies go
+# to the directory (and the witness) where a database-only attacker cannot reach them.
+CUSTOS_AUDIT_CHECKPOINT_SECRET = env_str("CUSTOS_AUDIT_CHECKPOINT_SECRET", SECRET_KEY) or SECRET_KEY
+CUSTOS_AUDIT_CHECKPOINT_DIR = env_str("CUSTOS_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "checkpoints") if DEBUG else "") or ""
+CUSTOS_AUDIT_CHECKPOINT_INTERVAL = env_duration("CUSTOS_AUDIT_CHECKPOINT_INTERVAL", "5m")
+CUSTOS_AUDIT_WITNESS_URL = env_str("CUSTOS_AUDIT_WITNESS_URL", "") or ""
+# Fingerprints of earlier checkpoint keys (after CUSTOS_AUDIT_CHECKPOINT_SECRET changed) whose checkpoints
+# still count. The current key is always trusted; nothing the database holds is.
+CUSTOS_AUDIT_CHECKPOINT_TRUSTED_KEYS = env_list("CUSTOS_AUDIT_CHECKPOINT_TRUSTED_KEYS", [])
 # Console sign-in: failures per username, then per client address, within the lockout window.
 CUSTOS_LOGIN_FAILURE_LIMIT = env_int("CUSTOS_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 CUSTOS_LOGIN_ADDRESS_FAILURE_LIMIT = env_int("CUSTOS_LOGIN_ADDRESS_FAILURE_LIMIT", 100, minimum=1)

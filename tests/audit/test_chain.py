@@ -23,7 +23,7 @@ from audit import sealer
 from audit.hashing import chain_hash, content_digest, event_digest
 from audit.models import GENESIS_HASH, AuditEvent, ChainHead, PendingSeal, Seal
 from audit.services import Actor, PendingEvent, Target, audit_append, audit_append_many
-from audit.verify import VerifyResult, verify_chain
+from audit.verification import VerifyResult, verify_chain
 from tests.audit.support import bypassing_triggers, manage, superuser_connection
 
 pytestmark = pytest.mark.django_db

@@ -20,7 +20,7 @@ from django.db import connection
 from audit import sealer
 from audit.models import AuditEvent, PendingSeal, Seal
 from audit.services import Actor, PendingEvent, audit_append_many
-from audit.verify import verify_chain
+from audit.verification import verify_chain
 from governance.models import Delegation, DelegationStatus
 from tests.audit.support import REPO, Writers, run_writers, subprocess_env
 from tests.factories import make_agent, make_delegation, make_grant, make_human, make_resource

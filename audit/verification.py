@@ -1,0 +1,219 @@
+"""Recompute the hash chain and name the first event that does not fit.
+
+The chain is read seal by seal in sequence order, each with its event: the event's content must still
+give its digest, and each seal's hash must be ``chain_hash(seq, previous hash, digest)``. Then the chain
+head must be the last seal, every event must be sealed or waiting in the sealer's queue (not for longer
+than ``CUSTOS_AUDIT_MAX_SEAL_DELAY``), and every signed checkpoint — in the database and, above all, in
+the checkpoint directory — must be believable and agree with the chain: a log that ends before a
+checkpoint was truncated, one whose event at a checkpoint differs was rewritten.
+
+In full (the nightly job, ``manage.py audit_verify``) from the first event; incrementally (the API)
+from the latest checkpoint the chain still agrees with, so an HTTP request never reads the whole log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import rfc8785
+from django.conf import settings
+from django.db.models import Max
+from django.utils import timezone
+
+from audit import checkpoints
+from audit.hashing import chain_hash, event_digest
+from audit.models import GENESIS_HASH, AuditEvent, ChainHead, Checkpoint, PendingSeal, Seal
+
+BATCH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    head_seq: int
+    first_bad_seq: int | None = None
+    problem: str = ""
+    # Events committed but not sealed yet (within the sealing delay: not a problem).
+    pending: int = 0
+    # The digest of the first bad event when it has no place in the chain (unsealed).
+    first_bad_event: str | None = None
+    # Where verification started (0: the first event) and the checkpoints it held the chain to.
+    verified_from: int = 0
+    checkpoints: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "head_seq": self.head_seq,
+            "first_bad_seq": self.first_bad_seq,
+            "first_bad_event": self.first_bad_event,
+            "problem": self.problem,
+            "pending": self.pending,
+            "verified_from": self.verified_from,
+            "checkpoints": self.checkpoints,
+        }
+
+
+@dataclass(slots=True)
+class _Progress:
+    checked: int = 0
+    last_seq: int = 0
+
+
+class _Broken(Exception):
+    def __init__(self, seq: int | None, problem: str, event: str | None = None) -> None:
+        super().__init__(problem)
+        self.seq, self.problem, self.event = seq, problem, event
+
+
+def verify_chain(*, full: bool = True) -> VerifyResult:
+    # The head is read first and the chain verified up to it: seals added meanwhile are left for the
+    # next run instead of looking like a removed tail.
+    head = ChainHead.objects.filter(pk=1).first()
+    progress = _Progress()
+    start = 0
+    try:
+        if head is None:
+            raise _Broken(1, "the chain head is missing (a database superuser deleted it?)")
+        signed = _checkpoints(full=full)
+        start, prev = _anchor(signed, head.seq) if not full else (0, GENESIS_HASH)
+        progress.last_seq = start
+        last_hash = _walk(progress, prev, head.seq)
+        last_seq = progress.last_seq
+        if last_seq != head.seq:
+            raise _Broken(
+                last_seq + 1,
+                f"the chain head records event #{head.seq} but the log ends at #{last_seq} (tail removed?)",
+            )
+        if last_hash != head.hash:
+            raise _Broken(last_seq, "the last event is not the one the chain head records (replaced?)")
+        _nothing_past(head)
+        _against_checkpoints(signed, head.seq)
+        pending = _unsealed(since_seq=start)
+    except _Broken as broken:
+        # head_seq is how far the chain was found good.
+        return VerifyResult(
+            False, progress.checked, progress.last_seq, broken.seq, broken.problem, first_bad_event=broken.event
+        )
+    return VerifyResult(True, progress.checked, head.seq, pending=pending, verified_from=start, checkpoints=len(signed))
+
+
+def _walk(progress: _Progress, expected_prev: str, head_seq: int) -> str:
+    """Verify the seals after ``progress.last_seq`` up to ``head_seq``; return the last hash."""
+    while True:
+        batch = list(
+            Seal.objects.filter(seq__gt=progress.last_seq, seq__lte=head_seq)
+            .select_related("event")
+            .order_by("seq")[:BATCH]
+        )
+        if not batch:
+            return expected_prev
+        for seal in batch:
+            if seal.seq != progress.last_seq + 1:
+                raise _Broken(progress.last_seq + 1, f"expected event #{progress.last_seq + 1} here, found #{seal.seq}")
+            if seal.prev_hash != expected_prev:
+                raise _Broken(seal.seq, "previous-hash link does not match the event before it")
+            event = seal.event
+            try:
+                digest = event_digest(event)
+            except rfc8785.CanonicalizationError as exc:
+                # Only a write behind the application's back can store content it cannot encode.
+                raise _Broken(seal.seq, f"content cannot be canonicalised: {exc}") from None
+            if digest != event.digest:
+                raise _Broken(seal.seq, "content does not match its digest")
+            if chain_hash(seal.seq, seal.prev_hash, event.digest) != seal.hash:
+                raise _Broken(seal.seq, "content does not match its hash")
+            progress.checked += 1
+            expected_prev = seal.hash
+            progress.last_seq = seal.seq
+
+
+def _nothing_past(head: ChainHead) -> None:
+    # Seals past the head read above were either added since (each moved the head on, and is visible
+    # only once committed with it) or written behind the head's back. Read them before the head again.
+    beyond = Seal.objects.filter(seq__gt=head.seq).aggregate(last=Max("seq"))["last"]
+    if beyond is not None:
+        head_now = ChainHead.objects.filter(pk=1).first()
+        at = head_now.seq if head_now is not None else head.seq
+        if head_now is None or beyond > head_now.seq:
+            raise _Broken(at + 1, f"events up to #{beyond} lie past the chain head at #{at}")
+
+
+def _checkpoints(*, full: bool) -> list[checkpoints.Signed]:
+    """The checkpoints to hold the chain to, each believable: in full, every one; incrementally, the
+    latest of the directory's and of the database's."""
+    external, unreadable = checkpoints.external_checkpoints()
+    if unreadable:
+        raise _Broken(None, f"the checkpoint file {unreadable[0]} cannot be read")
+    stored = [checkpoints.Signed.of(c) for c in Checkpoint.objects.order_by("seq")] if full else []
+    if not full:
+        latest = Checkpoint.objects.order_by("-seq").first()
+        stored = [checkpoints.Signed.of(latest)] if latest is not None else []
+        external = external[-1:]
+    trusted = checkpoints.trusted_keys()
+    for signed in (*external, *stored):
+        problem = signed.signature_problem(trusted)
+        if signed.log != settings.CUSTOS_ISSUER:
+            problem = f"it is of another log ({signed.log})"
+        if problem:
+            raise _Broken(signed.seq, f"checkpoint #{signed.seq} cannot be believed: {problem}")
+    return [*external, *stored]
+
+
+def _anchor(signed: list[checkpoints.Signed], head_seq: int) -> tuple[int, str]:
+    """Where incremental verification starts: the latest checkpoint at or below the head whose event
+    the chain still has, at the hash it signed (else the first event)."""
+    for candidate in sorted(signed, key=lambda s: s.seq, reverse=True):
+        if candidate.seq <= head_seq and Seal.objects.filter(seq=candidate.seq, hash=candidate.hash).exists():
+            return candidate.seq, candidate.hash
+    return 0, GENESIS_HASH
+
+
+def _against_checkpoints(signed: list[checkpoints.Signed], head_seq: int) -> None:
+    if not signed:
+        return
+    latest = max(signed, key=lambda s: s.seq)
+    if latest.seq > head_seq:
+        raise _Broken(
+            head_seq + 1,
+            f"the log ends at #{head_seq} but checkpoint #{latest.seq}, signed {latest.signed_at}, says it reached "
+            f"#{latest.seq} (truncated?)",
+        )
+    hashes = dict(Seal.objects.filter(seq__in={s.seq for s in signed}).values_list("seq", "hash"))
+    for checkpoint in sorted(signed, key=lambda s: s.seq):
+        if hashes.get(checkpoint.seq) != checkpoint.hash:
+            raise _Broken(
+                checkpoint.seq,
+                f"event #{checkpoint.seq} is not the one checkpoint #{checkpoint.seq} signed (rewritten?)",
+            )
+
+
+def _unsealed(*, since_seq: int) -> int:
+    """Every event not sealed must be waiting in the queue, and not for longer than the bound. From a
+    checkpoint, only events recorded since the one it sealed last are looked at (the full run looks at
+    all): the check stays proportional to what is new."""
+    events = AuditEvent.objects.all()
+    if since_seq:
+        anchor_event = Seal.objects.filter(seq=since_seq).values_list("event_id", flat=True).first() or 0
+        events = events.filter(id__gt=anchor_event)
+    stray = (
+        events.filter(seal__isnull=True)
+        .exclude(pk__in=PendingSeal.objects.values("event_id"))
+        .order_by("id")
+        .values_list("digest", flat=True)
+        .first()
+    )
+    if stray is not None:
+        raise _Broken(None, "an event is neither sealed nor waiting to be (its queue entry removed?)", stray)
+    pending = PendingSeal.objects.order_by("occurred_at")
+    oldest = pending.values_list("digest", "occurred_at").first()
+    bound = settings.CUSTOS_AUDIT_MAX_SEAL_DELAY
+    if oldest is not None and timezone.now() - oldest[1] > bound:
+        raise _Broken(
+            None,
+            f"an event has waited longer than {int(bound.total_seconds())} s to be sealed (is the sealer running?)",
+            oldest[0],
+        )
+    return pending.count()
