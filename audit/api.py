@@ -1,5 +1,6 @@
-"""API v1 of the audit log: ``audit/events/`` (filtered, cursor-paged, newest first) and
-``audit/verify/`` (recompute the chain, name the first bad event). Admins and auditors only."""
+"""API v1 of the audit log: ``audit/events/`` (filtered, cursor-paged, newest first), ``audit/verify/``
+(recompute the chain, name the first bad event) and ``audit/export/`` (an evidence bundle that verifies
+offline). Admins and auditors only."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from audit import bundles
 from audit.models import ActorKind, AuditEvent
 from audit.verification import verify_chain
 from console import roles
-from console.api.errors import AUTH_ERRORS, READ_ERRORS
+from console.api.errors import AUTH_ERRORS, READ_ERRORS, ErrorOutput
 from console.api.fields import AwareDateTimeField
 from console.api.pagination import PARAMETERS as PAGE_PARAMETERS
 from console.api.pagination import page_serializer
@@ -137,3 +140,46 @@ class AuditVerifyApi(ApiView):
             "fields": {},
         }
         return Response(body, status=status.HTTP_409_CONFLICT)
+
+
+class AuditExportFilter(serializers.Serializer[Any]):
+    since = AwareDateTimeField(required=False, help_text="Events at or after this time.")
+    until = AwareDateTimeField(required=False, help_text="Events before this time.")
+    agent = serializers.IntegerField(min_value=1, required=False, help_text="As actor, target or acted for.")
+    human = serializers.IntegerField(min_value=1, required=False, help_text="As target or acted for.")
+    decision = serializers.RegexField(r"^[0-9a-f]{64}$", required=False, help_text="One decision's decision_id.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("Select something: a time range, an agent, a human or a decision.")
+        return attrs
+
+
+class AuditExportApi(ApiView):
+    read_roles = (roles.ADMIN, roles.AUDITOR)
+
+    @extend_schema(
+        operation_id="audit_export",
+        tags=["audit"],
+        parameters=[AuditExportFilter],
+        responses={
+            200: OpenApiResponse(description="The bundle (JSON), as an attachment."),
+            **READ_ERRORS,
+            404: OpenApiResponse(ErrorOutput, description="No event matches the selection."),
+        },
+        description=(
+            "An evidence bundle: the selected events, the seals linking them to a signed checkpoint, and a "
+            "signed manifest. Verify it anywhere with `python -m audit.verify BUNDLE --trust <key>` (the "
+            f"standard library and `cryptography` only). At most {bundles.MAX_EVENTS} events."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        selection = bundles.Selection(**self.validated(AuditExportFilter, request.query_params))
+        try:
+            bundle = bundles.export_bundle(selection)
+        except bundles.NothingSelected as exc:
+            raise NotFound(str(exc)) from None
+        except bundles.SelectionTooLarge as exc:
+            raise ValidationError({"non_field_errors": [str(exc)]}) from None
+        name = f"custos-evidence-{bundle['manifest']['first_seq']}-{bundle['manifest']['checkpoint_seq']}.json"
+        return Response(bundle, headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -23,7 +23,7 @@ def isoformat(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
-def content_digest(
+def content_document(
     *,
     occurred_at: datetime,
     actor_kind: str,
@@ -36,7 +36,8 @@ def content_digest(
     target_label: str,
     context: dict[str, Any],
     nonce: str = "",
-) -> str:
+) -> dict[str, Any]:
+    """What an event's digest is taken over (and what an evidence bundle carries of each event)."""
     document: dict[str, Any] = {
         "occurred_at": isoformat(occurred_at),
         "actor": {"kind": actor_kind, "id": actor_id, "label": actor_label},
@@ -47,12 +48,16 @@ def content_digest(
     }
     if nonce:
         document["nonce"] = nonce
-    return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
+    return document
 
 
-def event_digest(event: Any) -> str:
-    """The content digest of an event (saved or not): the one place its fields are listed."""
-    return content_digest(
+def content_digest(**fields: Any) -> str:
+    return hashlib.sha256(rfc8785.dumps(content_document(**fields))).hexdigest()
+
+
+def event_document(event: Any) -> dict[str, Any]:
+    """The content document of an event (saved or not): the one place its fields are listed."""
+    return content_document(
         occurred_at=event.occurred_at,
         actor_kind=event.actor_kind,
         actor_id=event.actor_id,
@@ -65,6 +70,10 @@ def event_digest(event: Any) -> str:
         context=event.context,
         nonce=event.nonce,
     )
+
+
+def event_digest(event: Any) -> str:
+    return hashlib.sha256(rfc8785.dumps(event_document(event))).hexdigest()
 
 
 def chain_hash(seq: int, prev_hash: str, digest: str) -> str:

@@ -37,6 +37,7 @@ from governance.models import (
     Resource,
     SigningKey,
 )
+from governance.usage import usage
 
 GRANT_TYPE_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 TOKEN_TYPE_JWT = "urn:ietf:params:oauth:token-type:jwt"
@@ -273,6 +274,8 @@ def token_exchange(
             "kid": key.kid,
         },
     )
+    # The key was used to obtain the token: its "last used" (and the agent's activity) says so.
+    usage.record(agent_id=agent.pk, key_id=key_id, at=at)
     return IssuedToken(
         access_token=tokens.encode(claims, key),
         expires_in=int((expires_at - at).total_seconds()),
