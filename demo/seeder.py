@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Max, Min, Model
 from django.utils import timezone
 
+from audit import sealer
 from audit.models import AuditEvent
 from audit.services import Actor, Target, audit_append
 from demo.agents import AgentSpec, agent_name
@@ -320,7 +321,7 @@ def seed() -> SeedResult:
             f"the database already holds an organisation ({Human.objects.count()} humans); "
             "seed_demo only fills an empty one"
         )
-    latest = AuditEvent.objects.order_by("-seq").values_list("occurred_at", flat=True).first()
+    latest = AuditEvent.objects.order_by("-occurred_at").values_list("occurred_at", flat=True).first()
     if latest is not None and latest >= start:
         raise NotEmpty(
             "the audit log already has events from the last six weeks; replaying demo history before them would "
@@ -337,6 +338,8 @@ def seed() -> SeedResult:
         # Tidy statuses at the real now: everything whose time ran out since the last nightly sweep.
         while sum(services.expire_due(actor=SWEEP_ACTOR).values()):
             pass
+        # The history in its chain, in the order it happened (the sealer process is not running yet).
+        sealer.seal_pending()
     return SeedResult(
         created=True, seconds=time.monotonic() - began, counts=summary(), logins=logins(), notes=seeder.notes
     )
@@ -356,7 +359,7 @@ def summary() -> dict[str, str]:
     sub_agents = Agent.objects.filter(parent__isnull=False)
     deepest = sub_agents.aggregate(depth=Max("depth"))["depth"] or 0
     span = AuditEvent.objects.aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
-    head = AuditEvent.objects.aggregate(seq=Max("seq"))["seq"] or 0
+    head = AuditEvent.objects.count()
     days = (span["last"] - span["first"]).days if span["first"] else 0
     return {
         "humans": column(Human, "status"),

@@ -41,6 +41,8 @@ def processes(host: str, port: int) -> dict[str, list[str]]:
         "web": [py, "manage.py", "runserver", f"{host}:{port}"],
         "worker": [*celery, "worker", "--loglevel=INFO", "--without-gossip", "--without-mingle"],
         "beat": [*celery, "beat", "--loglevel=INFO", "--schedule", "var/celerybeat-schedule"],
+        # Seals new audit events into the hash chain within a fraction of a second (one per deployment).
+        "sealer": [py, "manage.py", "audit_seal"],
         # The simulator logs each request to its log file itself; its output here is a start line and a
         # summary every few minutes, so the terminal stays readable.
         "agents": [py, "manage.py", "simulate_agents", f"--url=http://{host}:{port}", "--log-file=var/log/agents.log"],
