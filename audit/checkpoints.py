@@ -227,3 +227,15 @@ def external_checkpoints() -> tuple[list[Signed], list[str]]:
 def trusted_keys() -> set[str]:
     """Keys a checkpoint may be signed with: the current one, and the earlier ones the configuration lists."""
     return {current_fingerprint(), *settings.CUSTOS_AUDIT_CHECKPOINT_TRUSTED_KEYS}
+
+
+def checkpoint_if_sound() -> Checkpoint | None:
+    """Verify what is new since the last checkpoint and sign the head only if it holds: a broken chain
+    is logged at ERROR (alert on it) and never signed."""
+    from audit.verification import verify_chain
+
+    result = verify_chain(full=False)
+    if not result.ok:
+        log.error("audit chain broken at #%s: %s (no checkpoint signed)", result.first_bad_seq, result.problem)
+        return None
+    return checkpoint_now()

@@ -130,8 +130,15 @@ def _name_connection() -> None:
 
 def run(*, idle_seconds: float | None = None, stop: object | None = None) -> None:
     """The sealer process (``manage.py audit_seal``): hold the sealer's lock and seal continuously,
-    polling the queue every ``idle_seconds`` when it is empty. A second one waits as a standby."""
+    polling the queue every ``idle_seconds`` when it is empty, and sign a checkpoint every
+    ``CUSTOS_AUDIT_CHECKPOINT_INTERVAL`` after verifying what is new. A second one waits as a standby.
+
+    The chain is the sealer's alone: seals, head and checkpoints. Its database role needs nothing else
+    (``manage.py audit_db_roles``)."""
+    from audit.checkpoints import checkpoint_if_sound  # the checkpoints need the verifier, which needs us
+
     idle = settings.CUSTOS_AUDIT_SEAL_INTERVAL.total_seconds() if idle_seconds is None else idle_seconds
+    every = settings.CUSTOS_AUDIT_CHECKPOINT_INTERVAL.total_seconds()
     standby_logged = False
     while not getattr(stop, "is_set", lambda: False)():
         _name_connection()
@@ -143,10 +150,14 @@ def run(*, idle_seconds: float | None = None, stop: object | None = None) -> Non
             time.sleep(max(idle, 1.0))
             continue
         log.info("sealing")
+        next_checkpoint = time.monotonic() + every
         try:
             while not getattr(stop, "is_set", lambda: False)():
                 # A read first: an idle sealer takes no lock (on SQLite, no write lock) every interval.
                 if not PendingSeal.objects.exists() or seal_batch().count == 0:
+                    if time.monotonic() >= next_checkpoint:
+                        checkpoint_if_sound()
+                        next_checkpoint = time.monotonic() + every
                     time.sleep(idle)
         finally:
             connection.close()  # releases the session lock

@@ -10,7 +10,6 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
-from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -22,10 +21,6 @@ app.conf.beat_schedule = {
     "expire-due-access": {
         "task": "governance.tasks.expire_due",
         "schedule": 60.0,
-    },
-    "audit-checkpoint": {
-        "task": "audit.tasks.checkpoint_task",
-        "schedule": settings.CUSTOS_AUDIT_CHECKPOINT_INTERVAL.total_seconds(),
     },
     "verify-audit-chain-nightly": {
         "task": "audit.tasks.verify_chain_task",

@@ -276,7 +276,9 @@ CUSTOS_AUDIT_MAX_SEAL_DELAY = env_duration("CUSTOS_AUDIT_MAX_SEAL_DELAY", "30s")
 # Signed checkpoints of the chain: the signing key is derived from this secret (never stored), copies go
 # to the directory (and the witness) where a database-only attacker cannot reach them.
 CUSTOS_AUDIT_CHECKPOINT_SECRET = env_str("CUSTOS_AUDIT_CHECKPOINT_SECRET", SECRET_KEY) or SECRET_KEY
-CUSTOS_AUDIT_CHECKPOINT_DIR = env_str("CUSTOS_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "checkpoints") if DEBUG else "") or ""
+CUSTOS_AUDIT_CHECKPOINT_DIR = (
+    env_str("CUSTOS_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "checkpoints") if DEBUG else "") or ""
+)
 CUSTOS_AUDIT_CHECKPOINT_INTERVAL = env_duration("CUSTOS_AUDIT_CHECKPOINT_INTERVAL", "5m")
 CUSTOS_AUDIT_WITNESS_URL = env_str("CUSTOS_AUDIT_WITNESS_URL", "") or ""
 # Fingerprints of earlier checkpoint keys (after CUSTOS_AUDIT_CHECKPOINT_SECRET changed) whose checkpoints

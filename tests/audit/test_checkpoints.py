@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from audit import checkpoints, sealer, tasks
+from audit import checkpoints, sealer
 from audit.hashing import chain_hash, event_digest
 from audit.models import AuditEvent, Checkpoint, Seal
 from audit.services import Actor, audit_append
@@ -174,13 +174,15 @@ def test_incremental_verification_starts_at_the_latest_checkpoint_and_full_reads
     assert (full.ok, full.first_bad_seq) == (False, 2)
 
 
-def test_the_periodic_task_refuses_to_sign_a_broken_chain() -> None:
+def test_the_sealers_periodic_checkpoint_refuses_to_sign_a_broken_chain(caplog: pytest.LogCaptureFixture) -> None:
     grow(4)
+    assert checkpoints.checkpoint_if_sound() is not None
+    grow(2)
     with bypassing_triggers() as cursor:
-        cursor.execute("DELETE FROM audit_seal WHERE seq = 4")
-    result = tasks.checkpoint_task()
-    assert result["ok"] is False and "checkpoint" not in result
-    assert not Checkpoint.objects.exists()
+        cursor.execute("DELETE FROM audit_seal WHERE seq = 5")
+    assert checkpoints.checkpoint_if_sound() is None
+    assert list(Checkpoint.objects.values_list("seq", flat=True)) == [4]
+    assert "audit chain broken at #5" in caplog.text
 
 
 @pytest.fixture

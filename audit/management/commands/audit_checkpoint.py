@@ -1,5 +1,5 @@
-"""``manage.py audit_checkpoint``: sign the audit chain's head now (it is also done every
-``CUSTOS_AUDIT_CHECKPOINT_INTERVAL`` by beat), after verifying what is new since the last checkpoint."""
+"""``manage.py audit_checkpoint``: sign the audit chain's head now (the sealer also does it every
+``CUSTOS_AUDIT_CHECKPOINT_INTERVAL``), after verifying what is new since the last checkpoint."""
 
 from __future__ import annotations
 

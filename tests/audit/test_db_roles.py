@@ -1,0 +1,120 @@
+"""Least privilege, enforced by PostgreSQL itself: the application's role can add to the log and never
+change it, the sealer's role can seal and do nothing else, and neither can switch the triggers off."""
+
+from __future__ import annotations
+
+import io
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from audit import sealer
+from audit.models import PendingSeal, Seal
+from audit.services import Actor, audit_append
+from tests.audit.support import REPO, subprocess_env
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture
+def roles() -> Iterator[tuple[str, str]]:
+    suffix = secrets.token_hex(4)
+    app, sealer_role = f"custos_test_app_{suffix}", f"custos_test_sealer_{suffix}"
+    with connection.cursor() as cursor:
+        for role in (app, sealer_role):
+            cursor.execute(f'CREATE ROLE "{role}" LOGIN')
+    call_command("audit_db_roles", "--app", app, "--sealer", sealer_role, "--apply", stdout=io.StringIO())
+    try:
+        yield app, sealer_role
+    finally:
+        with connection.cursor() as cursor:
+            for role in (app, sealer_role):
+                cursor.execute(f'DROP OWNED BY "{role}"')
+                cursor.execute(f'DROP ROLE "{role}"')
+
+
+def connect_as(role: str) -> psycopg.Connection[Any]:
+    s = connection.settings_dict
+    return psycopg.connect(
+        dbname=s["NAME"], user=role, host=s.get("HOST") or "127.0.0.1", port=s.get("PORT") or 5432, autocommit=True
+    )
+
+
+def refused(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> str:
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute(sql, params)
+    return str(caught.value)
+
+
+def test_the_application_may_add_to_the_log_and_never_change_it(roles: tuple[str, str]) -> None:
+    app, _ = roles
+    event = audit_append(actor=Actor.system(), action="before")
+    sealer.seal_pending()
+    with connect_as(app) as conn:
+        # What the application does: append (event and queue entry), read.
+        conn.execute(
+            "WITH e AS (INSERT INTO audit_auditevent (digest, nonce, occurred_at, actor_kind, actor_id, actor_label, "
+            "on_behalf_of, action, target_type, target_id, target_label, context) VALUES "
+            "(%s, '', now(), 'system', '', 'x', '[]', 'app.write', '', '', '', '{}') RETURNING id, digest, occurred_at) "
+            "INSERT INTO audit_pendingseal SELECT id, digest, occurred_at FROM e",
+            ["f" * 64],
+        )
+        assert conn.execute("SELECT count(*) FROM audit_auditevent").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM governance_agent").fetchone() == (0,)
+        for sql in (
+            "UPDATE audit_auditevent SET action = 'rewritten'",
+            "DELETE FROM audit_auditevent",
+            "TRUNCATE audit_auditevent",
+            "ALTER TABLE audit_auditevent DISABLE TRIGGER ALL",
+            "INSERT INTO audit_seal (seq, event_id, prev_hash, hash, sealed_at) VALUES (99, 1, 'x', 'y', now())",
+            "DELETE FROM audit_seal",
+            "UPDATE audit_chainhead SET seq = 0",
+            "DELETE FROM audit_pendingseal",
+        ):
+            message = refused(conn, sql)
+            assert "permission denied" in message or "must be owner" in message, (sql, message)
+    assert Seal.objects.get(seq=1).event.digest == event.digest
+
+
+def test_the_sealer_may_seal_and_do_nothing_else(roles: tuple[str, str]) -> None:
+    _, sealer_role = roles
+    for i in range(5):
+        audit_append(actor=Actor.system(), action="to.seal", context={"i": i})
+    s = connection.settings_dict
+    url = f"postgres://{sealer_role}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+    run = subprocess.run(
+        [sys.executable, "manage.py", "audit_seal", "--once"],
+        cwd=REPO,
+        env=subprocess_env(DATABASE_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0 and "sealed 5 events" in run.stdout, run.stderr
+    assert Seal.objects.count() == 5 and not PendingSeal.objects.exists()
+    with connect_as(sealer_role) as conn:
+        for sql in (
+            "SELECT count(*) FROM governance_agent",
+            "SELECT count(*) FROM auth_user",
+            "INSERT INTO audit_auditevent (digest, nonce, occurred_at, actor_kind, actor_id, actor_label, on_behalf_of, "
+            "action, target_type, target_id, target_label, context) VALUES "
+            "('e', '', now(), 'system', '', 'x', '[]', 'forged', '', '', '', '{}')",
+            "UPDATE audit_auditevent SET action = 'rewritten'",
+            "DELETE FROM audit_seal",
+            "UPDATE audit_seal SET hash = 'x'",
+            "TRUNCATE audit_seal",
+            "ALTER TABLE audit_seal DISABLE TRIGGER ALL",
+        ):
+            message = refused(conn, sql)
+            assert "permission denied" in message or "must be owner" in message or "append-only" in message, (
+                sql,
+                message,
+            )
