@@ -9,19 +9,19 @@ events' ids — signed with the checkpoint key. The format is ``audit.verify.FOR
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import rfc8785
 from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from audit import checkpoints, sealer
-from audit.hashing import event_document, isoformat
+from audit.hashing import canonical, isoformat
 from audit.models import AuditEvent, Checkpoint, PendingSeal, Seal
 from audit.verify import FORMAT, GENESIS_HASH
 
@@ -136,16 +136,25 @@ def export_bundle(selection: Selection) -> dict[str, Any]:
         "checkpoint_seq": checkpoint.seq,
         "checkpoint_hash": checkpoint.hash,
         "event_count": len(selected),
-        "events_digest": hashlib.sha256(rfc8785.dumps(digests)).hexdigest(),
+        "events_digest": hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest(),
         "key": checkpoint.key,
     }
     private = checkpoints.signing_key()
     return {
         "format": FORMAT,
         "manifest": manifest,
-        "manifest_signature": checkpoints.b64url(private.sign(rfc8785.dumps(manifest))),
+        "manifest_signature": checkpoints.b64url(private.sign(canonical(manifest))),
         "public_key": checkpoint.public_key,
         "checkpoint": {"payload": checkpoint.payload(), "signature": checkpoint.signature},
         "seals": seals,
-        "events": [{"seq": s.seq, "digest": s.event.digest, "content": event_document(s.event)} for s in selected],
+        # The recorded bytes (their digest is the event's), and the same content parsed, for readers.
+        "events": [
+            {
+                "seq": s.seq,
+                "digest": s.event.digest,
+                "canonical": s.event.canonical,
+                "content": json.loads(s.event.canonical),
+            }
+            for s in selected
+        ],
     }

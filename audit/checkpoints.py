@@ -29,7 +29,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -38,7 +37,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audit.hashing import isoformat
+from audit.hashing import canonical, isoformat
 from audit.models import ChainHead, Checkpoint
 
 log = logging.getLogger(__name__)
@@ -125,7 +124,7 @@ class Signed:
         if trusted is not None and self.key not in trusted:
             return f"it is signed by key {self.key[:16]}…, which is not trusted"
         try:
-            key.verify(unb64url(self.signature), rfc8785.dumps(self.payload()))
+            key.verify(unb64url(self.signature), canonical(self.payload()))
         except (InvalidSignature, ValueError):
             return "its signature does not verify"
         return ""
@@ -147,7 +146,7 @@ def _sign(seq: int, chain_hash: str, signed_at: datetime) -> Signed:
         public_key=b64url(public_raw),
         signature="",
     )
-    return dataclasses.replace(unsigned, signature=b64url(private.sign(rfc8785.dumps(unsigned.payload()))))
+    return dataclasses.replace(unsigned, signature=b64url(private.sign(canonical(unsigned.payload()))))
 
 
 def checkpoint_dir() -> Path | None:

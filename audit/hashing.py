@@ -1,18 +1,23 @@
-"""How an event's digest and its seal's hash are computed. Shared by the writer, the sealer and the
-verifiers (``audit.verify`` and the standalone bundle verifier) so they cannot drift.
+"""What an event's digest and its seal's hash are computed over. Shared by the writer, the sealer and the
+verifiers so they cannot drift.
 
-content digest = SHA-256 of the RFC 8785 canonical JSON of the event's content fields;
-seal hash      = SHA-256 of "<seq>|<prev_hash>|<content digest>" (ASCII).
+canonical content = the RFC 8785 canonical JSON of the event's content document (below), stored with
+                    the event: the exact bytes its digest is taken over;
+content digest    = SHA-256 of the canonical content: the event's public id (a decision's id), known
+                    before the event is sealed;
+seal hash         = SHA-256 of "<seq>|<prev_hash>|<content digest>" (ASCII).
 
-The digest is the event's public id (a decision's id), known before the event is sealed. The document
-holds a random ``nonce`` so two otherwise identical events differ; events written before sealing existed
-have none, and their document has no ``nonce`` key (so their digests, and every seal after them, stay as
-they were).
+Storing the canonical bytes lets anyone (PostgreSQL itself, the offline bundle verifier) check a digest
+by hashing bytes, without encoding JSON again; the event's columns are checked against those bytes.
+
+The document holds a random ``nonce`` so two otherwise identical events differ; events written before
+sealing existed have none, and their document has no ``nonce`` key (their digests stay as they were).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +42,7 @@ def content_document(
     context: dict[str, Any],
     nonce: str = "",
 ) -> dict[str, Any]:
-    """What an event's digest is taken over (and what an evidence bundle carries of each event)."""
+    """What an event's digest is taken over."""
     document: dict[str, Any] = {
         "occurred_at": isoformat(occurred_at),
         "actor": {"kind": actor_kind, "id": actor_id, "label": actor_label},
@@ -51,12 +56,35 @@ def content_document(
     return document
 
 
+def _plainly_encoded(value: Any) -> bool:
+    """Does Python's own JSON encoder give RFC 8785's bytes for ``value``? It does for every JSON value
+    but floats (ECMAScript formats numbers otherwise) and object keys beyond the Basic Multilingual
+    Plane (RFC 8785 sorts keys by UTF-16 code units, Python by code points)."""
+    if isinstance(value, dict):
+        return all((key.isascii() or max(key) <= "\uffff") and _plainly_encoded(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_plainly_encoded(item) for item in value)
+    return not isinstance(value, float)
+
+
+def canonical(document: Any) -> bytes:
+    """The RFC 8785 canonical JSON of ``document``: by Python's C encoder when it gives the same bytes
+    (almost always: it is several times faster), by the rfc8785 library otherwise."""
+    if _plainly_encoded(document):
+        return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return rfc8785.dumps(document)
+
+
+def digest_of(canonical_content: bytes) -> str:
+    return hashlib.sha256(canonical_content).hexdigest()
+
+
 def content_digest(**fields: Any) -> str:
-    return hashlib.sha256(rfc8785.dumps(content_document(**fields))).hexdigest()
+    return digest_of(canonical(content_document(**fields)))
 
 
 def event_document(event: Any) -> dict[str, Any]:
-    """The content document of an event (saved or not): the one place its fields are listed."""
+    """The content document of an event (saved or not), from its columns: the one place they are listed."""
     return content_document(
         occurred_at=event.occurred_at,
         actor_kind=event.actor_kind,
@@ -73,7 +101,7 @@ def event_document(event: Any) -> dict[str, Any]:
 
 
 def event_digest(event: Any) -> str:
-    return hashlib.sha256(rfc8785.dumps(event_document(event))).hexdigest()
+    return digest_of(canonical(event_document(event)))
 
 
 def chain_hash(seq: int, prev_hash: str, digest: str) -> str:

@@ -55,6 +55,9 @@ class AuditEvent(models.Model):
     target_id = models.CharField(max_length=64, blank=True, default="", editable=False)
     target_label = models.CharField(max_length=200, blank=True, default="", editable=False)
     context = models.JSONField(default=dict, blank=True, editable=False)
+    # The exact bytes the digest is taken over (audit.hashing.canonical of the fields above): digests verify
+    # by hashing bytes, and the fields are checked against them.
+    canonical = models.TextField(editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 

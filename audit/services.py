@@ -18,7 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.hashing import event_digest
+from audit.hashing import canonical, digest_of, event_document
 from audit.models import ActorKind, AuditEvent, PendingSeal
 
 
@@ -103,6 +103,7 @@ def _plain_json(value: Any) -> Any:
 
 _COLUMNS = (
     "digest",
+    "canonical",
     "nonce",
     "occurred_at",
     "actor_kind",
@@ -123,9 +124,21 @@ _PG_APPEND = f"""
 WITH e AS (
     INSERT INTO audit_auditevent ({", ".join(_COLUMNS)})
     SELECT * FROM unnest(
-        %s::varchar[], %s::varchar[], %s::timestamptz[], %s::varchar[], %s::varchar[], %s::varchar[],
+        %s::varchar[], %s::text[], %s::varchar[], %s::timestamptz[], %s::varchar[], %s::varchar[], %s::varchar[],
         %s::jsonb[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::jsonb[]
     )
+    RETURNING id, digest, occurred_at
+)
+INSERT INTO audit_pendingseal (event_id, digest, occurred_at)
+SELECT id, digest, occurred_at FROM e
+RETURNING event_id, digest
+"""  # noqa: S608 - formatted from constants only
+
+# One event (every service change, every check): plain values, cheaper to send than one-element arrays.
+_PG_APPEND_ONE = f"""
+WITH e AS (
+    INSERT INTO audit_auditevent ({", ".join(_COLUMNS)})
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb)
     RETURNING id, digest, occurred_at
 )
 INSERT INTO audit_pendingseal (event_id, digest, occurred_at)
@@ -149,7 +162,9 @@ def _event(pending: PendingEvent, occurred_at: Any) -> AuditEvent:
         target_label=target.label[:200],
         context=_plain_json(pending.context),
     )
-    event.digest = event_digest(event)
+    content = canonical(event_document(event))
+    event.canonical = content.decode()
+    event.digest = digest_of(content)
     return event
 
 
@@ -189,14 +204,20 @@ def audit_append_many(events: Sequence[PendingEvent]) -> list[AuditEvent]:
 
 
 def _insert_postgresql(events: list[AuditEvent]) -> None:
-    columns: list[list[Any]] = []
-    for name in _COLUMNS:
-        values = [getattr(event, name) for event in events]
-        columns.append([json.dumps(v) for v in values] if name in _JSON_COLUMNS else values)
     # One statement: atomic by itself even in autocommit (the runtime check saves BEGIN and COMMIT).
+    if len(events) == 1:
+        event = events[0]
+        values = [json.dumps(getattr(event, n)) if n in _JSON_COLUMNS else getattr(event, n) for n in _COLUMNS]
+        statement, params = _PG_APPEND_ONE, values
+    else:
+        params = []
+        for name in _COLUMNS:
+            column = [getattr(event, name) for event in events]
+            params.append([json.dumps(v) for v in column] if name in _JSON_COLUMNS else column)
+        statement = _PG_APPEND
     with connection.cursor() as cursor:
-        cursor.execute(_PG_APPEND, columns)
-        ids = dict((digest, event_id) for event_id, digest in cursor.fetchall())
+        cursor.execute(statement, params)
+        ids = {digest: event_id for event_id, digest in cursor.fetchall()}
     for event in events:
         event.pk = ids[event.digest]
         event._state.adding = False

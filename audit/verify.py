@@ -7,8 +7,9 @@ otherwise 1, naming the first bad event.
 A bundle (``manage.py audit_export`` or ``GET /api/v1/audit/export/``) holds the selected events with
 their content, the seals of every event from the first selected one to a signed checkpoint (with the
 digests of the events not selected), that checkpoint, and a manifest signed with the same key saying
-what was selected. The verifier recomputes each selected event's digest from its content (RFC 8785
-canonical JSON, SHA-256), follows the chain of seal hashes to the checkpoint and checks its signature,
+what was selected. The verifier recomputes each selected event's digest from its recorded content (the
+exact canonical JSON bytes Custos hashed: SHA-256), follows the chain of seal hashes to the checkpoint
+and checks its signature,
 and holds the contents to the manifest — so a changed bit, an edited field, an event deleted,
 inserted or moved, a tail cut off, and a forged or replayed checkpoint all fail. The signing key is
 named by its fingerprint: pass the ones you trust with ``--trust`` (otherwise the verifier says which
@@ -19,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import decimal
 import hashlib
 import json
-import math
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -33,81 +32,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 FORMAT = "custos-audit-bundle/1"
 GENESIS_HASH = "0" * 64
 
-# --- RFC 8785 (JSON Canonicalization Scheme), for the values an event can hold --------------------
-
-
-def _number(value: float) -> str:
-    """ECMAScript's Number.prototype.toString (RFC 8785 §3.2.2.3), from Python's shortest round trip."""
-    if not math.isfinite(value):
-        raise ValueError("NaN and infinities have no canonical JSON form")
-    if value == 0:
-        return "0"
-    # repr gives the shortest digits that round-trip, as ECMAScript does: value = digits * 10**exponent.
-    shortest = decimal.Decimal(repr(abs(value))).normalize().as_tuple()
-    digits = "".join(map(str, shortest.digits))
-    k = len(digits)
-    point = k + int(shortest.exponent)  # ECMAScript's n: where the decimal point falls in the digits
-    sign = "-" if value < 0 else ""
-    if k <= point <= 21:
-        return sign + digits + "0" * (point - k)
-    if 0 < point <= 21:
-        return sign + digits[:point] + "." + digits[point:]
-    if -6 < point <= 0:
-        return sign + "0." + "0" * -point + digits
-    mantissa = digits[0] + ("." + digits[1:] if k > 1 else "")
-    return f"{sign}{mantissa}e{'+' if point > 0 else '-'}{abs(point - 1)}"
-
-
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _string(text: str) -> str:
-    out = []
-    for char in text:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif ord(char) < 0x20:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-def canonical(value: Any) -> bytes:
-    """The RFC 8785 canonical form of a JSON value (as ``rfc8785.dumps`` gives it)."""
-    return _canonical(value).encode("utf-8")
-
-
-def _canonical(value: Any) -> str:
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        if abs(value) > 2**53 - 1:
-            raise ValueError(f"integer {value} is beyond what canonical JSON represents exactly")
-        return str(value)
-    if isinstance(value, float):
-        return _number(value)
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_canonical(item) for item in value) + "]"
-    if isinstance(value, dict):
-        # Keys in the order of their UTF-16 code units.
-        keys = sorted(value, key=lambda key: key.encode("utf-16-be"))
-        return "{" + ",".join(_string(key) + ":" + _canonical(value[key]) for key in keys) + "}"
-    raise ValueError(f"{type(value).__name__} is not a JSON value")
-
-
 # --- The chain ---------------------------------------------------------------------------------------
 
 
-def digest_of(content: dict[str, Any]) -> str:
-    """An event's digest: what ``audit.hashing.content_digest`` computes, from the bundle's content."""
-    return hashlib.sha256(canonical(content)).hexdigest()
+def digest_of(canonical_content: str) -> str:
+    """An event's digest: SHA-256 of its canonical content, the exact bytes Custos recorded."""
+    return hashlib.sha256(canonical_content.encode("utf-8")).hexdigest()
+
+
+def _signed_bytes(document: dict[str, Any]) -> bytes:
+    """What a checkpoint or manifest signature covers: the document as canonical JSON (RFC 8785). Every
+    value in these documents is a string, an integer or an object of them, for which Python's encoder
+    with sorted keys and no spaces gives exactly the canonical bytes."""
+    for value in document.values():
+        if not isinstance(value, str | int | dict | type(None)) or isinstance(value, bool | float):
+            raise ValueError(f"a signed document holds a {type(value).__name__}")
+    return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def chain_hash(seq: int, prev_hash: str, digest: str) -> str:
@@ -127,7 +67,7 @@ def _signature_problem(signed: dict[str, Any], signature: str, public_key: str, 
     if hashlib.sha256(raw).hexdigest() != key:
         return "its public key does not match the fingerprint it names"
     try:
-        verifier.verify(_unb64url(signature), canonical(signed))
+        verifier.verify(_unb64url(signature), _signed_bytes(signed))
     except (InvalidSignature, ValueError):
         return "its signature does not verify"
     return ""
@@ -191,8 +131,10 @@ def _verify(bundle: Any, trusted: set[str] | None) -> Result:
         digest = str(seal["digest"])
         if seq in events:
             event = events[seq]
-            if digest_of(event["content"]) != digest or event["digest"] != digest:
+            if digest_of(event["canonical"]) != digest or event["digest"] != digest:
                 raise Broken("content does not match its digest", seq)
+            if json.loads(event["canonical"]) != event["content"]:
+                raise Broken("the content shown is not the content recorded", seq)
         if chain_hash(seq, prev, digest) != seal["hash"]:
             raise Broken("content does not match its hash", seq)
         prev = str(seal["hash"])
@@ -208,7 +150,8 @@ def _verify(bundle: Any, trusted: set[str] | None) -> Result:
             f"the bundle holds {len(selected)} selected events, the manifest {manifest['event_count']}"
             + (f" ({missing} removed?)" if missing > 0 else " (added?)")
         )
-    if hashlib.sha256(canonical([events[seq]["digest"] for seq in selected])).hexdigest() != manifest["events_digest"]:
+    listed = "\n".join(str(events[seq]["digest"]) for seq in selected).encode("ascii")
+    if hashlib.sha256(listed).hexdigest() != manifest["events_digest"]:
         raise Broken("the selected events are not those the manifest lists (swapped?)")
     note = "" if trusted is not None else f"; check that you trust key {key}"
     return Result(

@@ -1,6 +1,6 @@
 """Writers stop waiting on the chain (1/3): the tables for sealing in batches.
 
-Events get their content digest (their public id) and a nonce; a seal table and the sealer's queue
+Events get their content digest (their public id), the canonical bytes it is taken over, and a nonce; a seal table and the sealer's queue
 appear; the chain head keeps only the last seal.
 """
 
@@ -17,6 +17,11 @@ class Migration(migrations.Migration):
             model_name="auditevent",
             name="digest",
             field=models.CharField(editable=False, max_length=64, null=True),
+        ),
+        migrations.AddField(
+            model_name="auditevent",
+            name="canonical",
+            field=models.TextField(editable=False, null=True),
         ),
         migrations.AddField(
             model_name="auditevent",

@@ -1,6 +1,6 @@
 """Writers stop waiting on the chain (2/3): every event already in the log keeps its place.
 
-Each existing event gets its content digest (computed exactly as the chain always did) and a seal
+Each existing event gets its canonical content and digest (computed exactly as the chain always did) and a seal
 carrying the sequence number and hashes it was appended with, so the chain verifies as before. The
 append-only trigger on events is lifted for this one update, by the tables' owner, and put back.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import migrations
 
-from audit.hashing import event_digest
+from audit.hashing import canonical, digest_of, event_document
 
 BATCH = 2000
 
@@ -43,7 +43,8 @@ def forward(apps: Any, schema_editor: Any) -> None:
             break
         seals = []
         for event in batch:
-            AuditEvent.objects.filter(pk=event.pk).update(digest=event_digest(event))
+            content = canonical(event_document(event))
+            AuditEvent.objects.filter(pk=event.pk).update(canonical=content.decode(), digest=digest_of(content))
             seals.append(
                 Seal(seq=event.seq, event_id=event.pk, prev_hash=event.prev_hash, hash=event.hash, sealed_at=event.occurred_at)
             )

@@ -32,6 +32,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AlterField(
             model_name='auditevent',
+            name='canonical',
+            field=models.TextField(editable=False),
+        ),
+        migrations.AlterField(
+            model_name='auditevent',
             name='digest',
             field=models.CharField(editable=False, max_length=64, unique=True),
         ),

@@ -709,7 +709,8 @@ def test_the_rotation_service_refuses_a_negative_overlap() -> None:
 
 def test_api_use_shows_as_the_keys_last_use_and_the_agents_last_activity(world: World, caller: Caller) -> None:
     usage.flush()
-    assert AgentKey.objects.get(pk=caller.key_record.pk).last_used_at is None
+    # The caller's key obtained its token when the world was built: that was a use already.
+    before = AgentKey.objects.get(pk=caller.key_record.pk).last_used_at
 
     caller.client(KEY).get(f"/api/v1/access-requests/{world.access_request.pk}/")
     usage.flush()
@@ -717,6 +718,7 @@ def test_api_use_shows_as_the_keys_last_use_and_the_agents_last_activity(world: 
     caller.key_record.refresh_from_db()
     world.agent.refresh_from_db()
     assert caller.key_record.last_used_at is not None
+    assert before is None or caller.key_record.last_used_at > before
     assert world.agent.last_activity_at is not None
     assert world.agent.last_activity_at >= caller.key_record.last_used_at
 

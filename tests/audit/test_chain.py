@@ -13,14 +13,15 @@ from io import StringIO
 from typing import Any
 
 import pytest
+import rfc8785
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from audit import sealer
-from audit.hashing import chain_hash, content_digest, event_digest
+from audit import sealer, verification
+from audit.hashing import canonical, chain_hash, content_document, digest_of, event_digest, event_document
 from audit.models import GENESIS_HASH, AuditEvent, ChainHead, PendingSeal, Seal
 from audit.services import Actor, PendingEvent, Target, audit_append, audit_append_many
 from audit.verification import VerifyResult, verify_chain
@@ -44,8 +45,17 @@ def append_events(n: int = N) -> list[AuditEvent]:
     ]
 
 
+@pytest.fixture(params=["postgresql", "python"])
+def walker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Verification walks the chain inside PostgreSQL, or seal by seal in Python (SQLite, or content
+    PostgreSQL cannot parse): every tampering case runs through both, and both must name it alike."""
+    if request.param == "python":
+        monkeypatch.setattr(verification, "_walk_in_postgresql", verification._walk_in_python)
+    return str(request.param)
+
+
 @pytest.fixture
-def events() -> list[AuditEvent]:
+def events(walker: str) -> list[AuditEvent]:
     assert ChainHead.objects.get().seq == 0, "each test starts from an empty log"
     appended = append_events()
     assert sealer.seal_pending() == N
@@ -93,7 +103,8 @@ def test_appends_are_sealed_into_one_linear_chain_in_order(events: list[AuditEve
 def test_each_digest_and_hash_is_the_documented_computation_over_the_stored_content(events: list[AuditEvent]) -> None:
     for seal in Seal.objects.select_related("event").order_by("seq"):
         event = seal.event
-        assert event.digest == event_digest(event) and len(event.nonce) == 32
+        assert event.canonical.encode() == canonical(event_document(event)) == rfc8785.dumps(event_document(event))
+        assert event.digest == event_digest(event) == digest_of(event.canonical.encode()) and len(event.nonce) == 32
         assert seal.hash == chain_hash(seal.seq, seal.prev_hash, event.digest)
     # What audit_append hands back is what was stored, and its id is known before sealing.
     assert [(e.pk, e.digest) for e in events] == list(AuditEvent.objects.order_by("id").values_list("id", "digest"))
@@ -248,12 +259,17 @@ def update_event(seq: int, assignment: str, params: list[Any] | None = None) -> 
 
 def test_a_changed_context_is_detected_at_that_event(events: list[AuditEvent]) -> None:
     update_event(4, "context = jsonb_set(context, '{i}', '99')")
-    assert_broken_at(4, problem="content does not match its digest")
+    assert_broken_at(4, problem="fields do not match its recorded content")
 
 
 def test_a_changed_action_is_detected_at_that_event(events: list[AuditEvent]) -> None:
     update_event(2, "action = 'nothing.happened'")
-    assert_broken_at(2, problem="content does not match its digest")
+    assert_broken_at(2, problem="fields do not match its recorded content")
+
+
+def test_changed_recorded_content_is_detected_at_that_event(events: list[AuditEvent]) -> None:
+    update_event(6, "canonical = replace(canonical, 'alice5', 'mallory')")
+    assert_broken_at(6, problem="content does not match its digest")
 
 
 @pytest.mark.parametrize("column", ["occurred_at", "actor_label", "actor_id", "target_id", "on_behalf_of", "nonce"])
@@ -267,40 +283,37 @@ def test_a_change_to_any_recorded_field_is_detected(events: list[AuditEvent], co
         "nonce": "'0123456789abcdef0123456789abcdef'",
     }[column]
     update_event(5, f"{column} = {new_value}")
-    assert_broken_at(5, problem="content does not match its digest")
+    assert_broken_at(5, problem="fields do not match its recorded content")
 
 
-def _forged_digest(event: AuditEvent, context: dict[str, Any]) -> str:
-    return content_digest(
-        occurred_at=event.occurred_at,
-        actor_kind=event.actor_kind,
-        actor_id=event.actor_id,
-        actor_label=event.actor_label,
-        on_behalf_of=event.on_behalf_of,
-        action=event.action,
-        target_type=event.target_type,
-        target_id=event.target_id,
-        target_label=event.target_label,
-        context=context,
-        nonce=event.nonce,
-    )
+def _forged(event: AuditEvent, context: dict[str, Any]) -> tuple[str, str]:
+    """The canonical content and digest an event with ``context`` would have had: a consistent forgery."""
+    document = {**event_document(event), "context": context}
+    content = canonical(document)
+    return content.decode(), digest_of(content)
 
 
-def test_a_changed_event_with_a_recomputed_digest_no_longer_fits_its_seal(events: list[AuditEvent]) -> None:
+def test_a_changed_event_with_recomputed_content_and_digest_no_longer_fits_its_seal(events: list[AuditEvent]) -> None:
     event = event_at(3)
     forged = {**event.context, "i": 1000}
-    update_event(3, "context = %s::jsonb, digest = %s", [json.dumps(forged), _forged_digest(event, forged)])
+    content, digest = _forged(event, forged)
+    update_event(3, "context = %s::jsonb, canonical = %s, digest = %s", [json.dumps(forged), content, digest])
     assert_broken_at(3, problem="content does not match its hash")
 
 
 def test_a_changed_event_whose_seal_was_recomputed_too_breaks_the_next_link(events: list[AuditEvent]) -> None:
     event, seal = event_at(3), Seal.objects.get(seq=3)
     forged = {**event.context, "i": 1000}
-    digest = _forged_digest(event, forged)
-    update_event(3, "context = %s::jsonb, digest = %s", [json.dumps(forged), digest])
+    content, digest = _forged(event, forged)
+    update_event(3, "context = %s::jsonb, canonical = %s, digest = %s", [json.dumps(forged), content, digest])
     with bypassing_triggers() as cursor:
         cursor.execute("UPDATE audit_seal SET hash = %s WHERE seq = 3", [chain_hash(3, seal.prev_hash, digest)])
     assert_broken_at(4, problem="previous-hash link does not match")
+
+
+def test_a_digest_changed_alone_is_detected(events: list[AuditEvent]) -> None:
+    update_event(7, "digest = %s", ["0" * 64])
+    assert_broken_at(7, problem="content does not match its digest")
 
 
 def test_a_deleted_seal_in_the_middle_is_detected(events: list[AuditEvent]) -> None:
@@ -332,14 +345,16 @@ def test_a_forged_event_spliced_in_by_renumbering_is_detected(events: list[Audit
         "target_label": "mallory → everything",
         "context": {"scope": "vault:read"},
     }
-    digest = content_digest(**forged)
+    content = canonical(content_document(**forged))
+    digest = digest_of(content)
     with bypassing_triggers() as cursor:
         cursor.execute(
-            """INSERT INTO audit_auditevent (digest, nonce, occurred_at, actor_kind, actor_id, actor_label,
+            """INSERT INTO audit_auditevent (digest, canonical, nonce, occurred_at, actor_kind, actor_id, actor_label,
                    on_behalf_of, action, target_type, target_id, target_label, context)
-               VALUES (%s, '', %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb) RETURNING id""",
+               VALUES (%s, %s, '', %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb) RETURNING id""",
             [
                 digest,
+                content.decode(),
                 forged["occurred_at"],
                 forged["actor_kind"],
                 forged["actor_id"],
@@ -396,7 +411,12 @@ def test_events_sealed_behind_the_heads_back_are_detected(events: list[AuditEven
 def test_content_that_cannot_even_be_canonicalised_is_named_not_a_crash(events: list[AuditEvent]) -> None:
     # An integer beyond what RFC 8785 can encode exactly, written behind the application's back.
     update_event(3, """context = '{"i": 123456789012345678901234567890}'""")
-    assert_broken_at(3, problem="")
+    assert_broken_at(3, problem="fields do not match")
+
+
+def test_recorded_content_that_is_not_even_json_is_named_not_a_crash(events: list[AuditEvent]) -> None:
+    update_event(5, "canonical = '{not json', digest = encode(sha256('{not json'), 'hex')")
+    assert_broken_at(5, problem="content does not match its hash")
 
 
 # --- The application's own connection cannot rewrite history ---------------------------------------------

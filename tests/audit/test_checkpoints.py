@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from audit import checkpoints, sealer
-from audit.hashing import chain_hash, event_digest
+from audit.hashing import canonical, chain_hash, digest_of, event_document
 from audit.models import AuditEvent, Checkpoint, Seal
 from audit.services import Actor, audit_append
 from audit.verification import verify_chain
@@ -101,9 +101,13 @@ def test_a_rewritten_tail_consistent_with_itself_is_caught_by_the_copy() -> None
     with bypassing_triggers() as cursor:
         for seq in (3, 4):
             event = AuditEvent.objects.get(seal__seq=seq)
-            digest = event_digest(event)
+            content = canonical(event_document(event))
+            digest = digest_of(content)
             new_hash = chain_hash(seq, prev, digest)
-            cursor.execute("UPDATE audit_auditevent SET digest = %s WHERE id = %s", [digest, event.pk])
+            cursor.execute(
+                "UPDATE audit_auditevent SET canonical = %s, digest = %s WHERE id = %s",
+                [content.decode(), digest, event.pk],
+            )
             cursor.execute("UPDATE audit_seal SET prev_hash = %s, hash = %s WHERE seq = %s", [prev, new_hash, seq])
             prev = new_hash
         cursor.execute("UPDATE audit_chainhead SET hash = %s", [prev])

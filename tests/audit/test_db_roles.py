@@ -60,9 +60,10 @@ def test_the_application_may_add_to_the_log_and_never_change_it(roles: tuple[str
     with connect_as(app) as conn:
         # What the application does: append (event and queue entry), read.
         conn.execute(
-            "WITH e AS (INSERT INTO audit_auditevent (digest, nonce, occurred_at, actor_kind, actor_id, actor_label, "
-            "on_behalf_of, action, target_type, target_id, target_label, context) VALUES "
-            "(%s, '', now(), 'system', '', 'x', '[]', 'app.write', '', '', '', '{}') RETURNING id, digest, occurred_at) "
+            "WITH e AS (INSERT INTO audit_auditevent (digest, canonical, nonce, occurred_at, actor_kind, actor_id, "
+            "actor_label, on_behalf_of, action, target_type, target_id, target_label, context) VALUES "
+            "(%s, '{}', '', now(), 'system', '', 'x', '[]', 'app.write', '', '', '', '{}') "
+            "RETURNING id, digest, occurred_at) "
             "INSERT INTO audit_pendingseal SELECT id, digest, occurred_at FROM e",
             ["f" * 64],
         )
@@ -104,9 +105,9 @@ def test_the_sealer_may_seal_and_do_nothing_else(roles: tuple[str, str]) -> None
         for sql in (
             "SELECT count(*) FROM governance_agent",
             "SELECT count(*) FROM auth_user",
-            "INSERT INTO audit_auditevent (digest, nonce, occurred_at, actor_kind, actor_id, actor_label, on_behalf_of, "
-            "action, target_type, target_id, target_label, context) VALUES "
-            "('e', '', now(), 'system', '', 'x', '[]', 'forged', '', '', '', '{}')",
+            "INSERT INTO audit_auditevent (digest, canonical, nonce, occurred_at, actor_kind, actor_id, actor_label, "
+            "on_behalf_of, action, target_type, target_id, target_label, context) VALUES "
+            "('e', '{}', '', now(), 'system', '', 'x', '[]', 'forged', '', '', '', '{}')",
             "UPDATE audit_auditevent SET action = 'rewritten'",
             "DELETE FROM audit_seal",
             "UPDATE audit_seal SET hash = 'x'",
