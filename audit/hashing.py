@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -56,22 +57,27 @@ def content_document(
     return document
 
 
-def _plainly_encoded(value: Any) -> bool:
-    """Does Python's own JSON encoder give RFC 8785's bytes for ``value``? It does for every JSON value
-    but floats (ECMAScript formats numbers otherwise) and object keys beyond the Basic Multilingual
-    Plane (RFC 8785 sorts keys by UTF-16 code units, Python by code points)."""
+# Characters beyond the Basic Multilingual Plane: RFC 8785 sorts object keys by UTF-16 code units,
+# Python by code points, and the two orders differ only when such characters are in keys.
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def has_floats(value: Any) -> bool:
     if isinstance(value, dict):
-        return all((key.isascii() or max(key) <= "\uffff") and _plainly_encoded(item) for key, item in value.items())
+        return any(has_floats(item) for item in value.values())
     if isinstance(value, list):
-        return all(_plainly_encoded(item) for item in value)
-    return not isinstance(value, float)
+        return any(has_floats(item) for item in value)
+    return isinstance(value, float)
 
 
-def canonical(document: Any) -> bytes:
-    """The RFC 8785 canonical JSON of ``document``: by Python's C encoder when it gives the same bytes
-    (almost always: it is several times faster), by the rfc8785 library otherwise."""
-    if _plainly_encoded(document):
-        return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+def canonical(document: Any, *, floats: bool | None = None) -> bytes:
+    """The RFC 8785 canonical JSON of ``document``: by Python's C encoder when that gives the same bytes
+    (always but with floats, which ECMAScript formats otherwise, or characters beyond the BMP), by the
+    rfc8785 library otherwise. ``floats`` says whether ``document`` holds any, when the caller knows."""
+    if not (has_floats(document) if floats is None else floats):
+        text = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        if not _ASTRAL.search(text):
+            return text.encode()
     return rfc8785.dumps(document)
 
 

@@ -1,0 +1,176 @@
+"""The audit log's batch paths, each against the plainest way to do the same work, in one run:
+
+- bulk append: ``audit_append_many`` of N events (one statement) against ``COPY`` of the same rows into
+  a table shaped like the log (goal ≥ 0.3×);
+- the sealer alone: sealing a backlog of N events (goal ≥ 20,000 events/s);
+- verification: ``verify_chain(full=True)`` over M events against raw SHA-256 in Python over the same
+  bytes (each event's canonical content and its seal's input, already in memory) (goal ≥ 0.3×).
+
+    DATABASE_URL=postgres://USER@HOST:5432/ANY_DB .venv/bin/python bench/audit_bulk.py [--events 100000] [--verify-events 1000000]
+
+Runs in a scratch database beside DATABASE_URL's (``custos_bench_<pid>``), dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+REPO = Path(__file__).resolve().parents[1]
+
+PLAIN_TABLE = """
+CREATE TABLE bench_plain_event (LIKE audit_auditevent INCLUDING ALL);
+"""
+COLUMNS = (
+    "digest", "canonical", "nonce", "occurred_at", "actor_kind", "actor_id", "actor_label", "on_behalf_of",
+    "action", "target_type", "target_id", "target_label", "context",
+)  # fmt: skip
+
+
+def _with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def _events(n: int, start: int = 0) -> list[Any]:
+    from audit.services import Actor, PendingEvent, Target
+
+    return [
+        PendingEvent(
+            actor=Actor(kind="agent", label=f"agent-{i % 50}", id=str(i % 50)),
+            action="check.allow",
+            target=Target(type="scope", id="crm.contacts", label="crm.contacts:read"),
+            on_behalf_of=[{"type": "human", "id": i % 7, "label": f"Human {i % 7}"}],
+            context={"reason": "allowed", "scope": "crm.contacts:read", "intent": "answer ticket", "n": i},
+        )
+        for i in range(start, start + n)
+    ]
+
+
+def bulk_against_copy(n: int) -> tuple[float, float]:
+    from django.db import connection
+
+    from audit.services import audit_append_many
+
+    batch = _events(n)
+    began = time.perf_counter()
+    written = audit_append_many(batch)
+    bulk = time.perf_counter() - began
+    # COPY of the very rows just written (with fresh digests, for the unique index), as text.
+    rows = io.StringIO()
+    for event in written:
+        values = [getattr(event, c) for c in COLUMNS]
+        values[0] = secrets.token_hex(32)
+        cells = [
+            json.dumps(v) if c in ("on_behalf_of", "context") else str(v) for c, v in zip(COLUMNS, values, strict=True)
+        ]
+        rows.write(
+            "\t".join(cell.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n") for cell in cells) + "\n"
+        )
+    data = rows.getvalue()
+    began = time.perf_counter()
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY bench_plain_event ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+    ):
+        copy.write(data)
+    plain = time.perf_counter() - began
+    return bulk, plain
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000, help="bulk append and sealer backlog (100,000)")
+    parser.add_argument("--verify-events", type=int, default=1_000_000, help="events verified (1,000,000)")
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit("set DATABASE_URL to a PostgreSQL server (postgres://USER@HOST:PORT/DB)")
+    import psycopg
+
+    scratch = f"custos_bench_{os.getpid()}"
+    with psycopg.connect(_with_database(url, "postgres"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{scratch}"')
+    try:
+        os.environ["DATABASE_URL"] = _with_database(url, scratch)
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
+        sys.path.insert(0, str(REPO))
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+        from django.db import connection
+
+        from audit import sealer
+        from audit.models import AuditEvent, Seal
+        from audit.services import audit_append_many
+        from audit.verification import verify_chain
+
+        call_command("migrate", "audit", verbosity=0)
+        with connection.cursor() as cursor:
+            cursor.execute(PLAIN_TABLE)
+
+        # Warm up (prepared statements, caches), then the measured bulk append against COPY.
+        bulk_against_copy(1_000)
+        bulk, plain = bulk_against_copy(args.events)
+        print(
+            f"bulk append of {args.events:,} events: {bulk:.2f} s ({args.events / bulk:,.0f}/s); "
+            f"COPY of the same rows: {plain:.2f} s; ratio {plain / bulk:.2f}x (goal >= 0.3)"
+        )
+
+        backlog = AuditEvent.objects.count()
+        began = time.perf_counter()
+        sealed = sealer.seal_pending()
+        seconds = time.perf_counter() - began
+        print(
+            f"sealer alone: {sealed:,} events in {seconds:.2f} s = {sealed / seconds:,.0f} events/s "
+            f"(backlog {backlog:,}; goal >= 20,000/s)"
+        )
+
+        remaining = args.verify_events - Seal.objects.count()
+        while remaining > 0:
+            chunk = min(remaining, 50_000)
+            audit_append_many(_events(chunk, start=remaining))
+            sealer.seal_pending(batch=5_000)
+            remaining -= chunk
+        total = Seal.objects.count()
+        began = time.perf_counter()
+        result = verify_chain(full=True)
+        verify_seconds = time.perf_counter() - began
+        # The same bytes, hashed by Python with nothing else to do: each event's recorded content and its
+        # seal's input, already in memory.
+        inputs = [
+            (canonical.encode(), f"{seq}|{prev}|{digest}".encode())
+            for seq, prev, digest, canonical in Seal.objects.order_by("seq")
+            .values_list("seq", "prev_hash", "event__digest", "event__canonical")
+            .iterator(chunk_size=20_000)
+        ]
+        began = time.perf_counter()
+        for content, seal_input in inputs:
+            hashlib.sha256(content).hexdigest()
+            hashlib.sha256(seal_input).hexdigest()
+        raw_seconds = time.perf_counter() - began
+        print(
+            f"verification of {total:,} events: {verify_seconds:.2f} s ({'OK' if result.ok else 'BROKEN'}, "
+            f"{result.checked:,} checked); raw SHA-256 over the same bytes: {raw_seconds:.2f} s; "
+            f"ratio {raw_seconds / verify_seconds:.2f}x (goal >= 0.3)"
+        )
+        connection.close()
+        if not result.ok:
+            sys.exit(1)
+    finally:
+        with psycopg.connect(_with_database(url, "postgres"), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
