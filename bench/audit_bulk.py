@@ -1,10 +1,10 @@
 """The audit log's batch paths, each against the plainest way to do the same work, in one run:
 
 - bulk append: ``audit_append_many`` of N events (one statement) against ``COPY`` of the same rows into
-  a table shaped like the log (goal ≥ 0.3×);
+  a table shaped like the log (goal ≥ 0.3x);
 - the sealer alone: sealing a backlog of N events (goal ≥ 20,000 events/s);
 - verification: ``verify_chain(full=True)`` over M events against raw SHA-256 in Python over the same
-  bytes (each event's canonical content and its seal's input, already in memory) (goal ≥ 0.3×).
+  bytes (each event's canonical content and its seal's input, already in memory) (goal ≥ 0.3x).
 
     DATABASE_URL=postgres://USER@HOST:5432/ANY_DB .venv/bin/python bench/audit_bulk.py [--events 100000] [--verify-events 1000000]
 
