@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
@@ -21,6 +23,20 @@ def pytest_configure(config: Any) -> None:
     engine = settings.DATABASES["default"]["ENGINE"]
     if engine != "django.db.backends.postgresql":
         raise pytest.UsageError("tests need PostgreSQL: set DATABASE_URL (make test does this for you)")
+    _own_redis_database_per_worker()
+
+
+def _own_redis_database_per_worker() -> None:
+    """Under pytest-xdist each worker has its own test database (pytest-django suffixes the name); give it
+    its own Redis database too, so one worker's ``cache.clear()`` (a FLUSHDB) cannot wipe another's
+    lockout counts or revocation marks mid-test. Worker gwN uses the configured database + N (mod 16)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    cache = settings.CACHES["default"]
+    if not worker.startswith("gw") or "redis" not in cache["BACKEND"].lower():
+        return
+    url = urlsplit(cache["LOCATION"])
+    base = int(url.path.strip("/") or 0)
+    cache["LOCATION"] = urlunsplit(url._replace(path=f"/{(base + int(worker[2:])) % 16}"))
 
 
 @pytest.fixture(scope="session", autouse=True)
