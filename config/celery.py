@@ -22,6 +22,10 @@ app.conf.beat_schedule = {
         "task": "governance.tasks.expire_due",
         "schedule": 60.0,
     },
+    "summarise-repeated-denials": {
+        "task": "governance.tasks.flush_repeats",
+        "schedule": 60.0,
+    },
     "verify-audit-chain-nightly": {
         "task": "audit.tasks.verify_chain_task",
         "schedule": crontab(minute=17, hour=3),

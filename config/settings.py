@@ -269,6 +269,10 @@ CUSTOS_JIT_MAX_LIFETIME = env_duration("CUSTOS_JIT_MAX_LIFETIME", "60m")
 CUSTOS_JIT_REQUEST_TTL = env_duration("CUSTOS_JIT_REQUEST_TTL", "15m")
 CUSTOS_DRIFT_THRESHOLD = env_int("CUSTOS_DRIFT_THRESHOLD", 5, minimum=1)
 CUSTOS_DRIFT_WINDOW = env_duration("CUSTOS_DRIFT_WINDOW", "10m")
+# Checks whose credential identifies no agent: per client address and window, the first of each kind is
+# recorded in full and the rest counted into one summary event; past the limit the check answers 429.
+CUSTOS_CHECK_REPEAT_WINDOW = env_duration("CUSTOS_CHECK_REPEAT_WINDOW", "1m")
+CUSTOS_CHECK_INVALID_LIMIT = env_int("CUSTOS_CHECK_INVALID_LIMIT", 600, minimum=1)
 # The audit log's sealer: how often it looks for new events when idle, and how old an unsealed event
 # may grow before verification reports it (and operators should be alerted).
 CUSTOS_AUDIT_SEAL_INTERVAL = env_duration("CUSTOS_AUDIT_SEAL_INTERVAL", "100ms")

@@ -18,7 +18,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from audit.services import Actor, Target, audit_append
-from governance import authn
+from governance import authn, repeats
 from governance.decision import Outcome, Reason, decide_key
 from governance.models import SCOPE_SEPARATOR
 from governance.services import drift
@@ -56,9 +56,16 @@ def _agent_ref(agent_id: int, name: str) -> dict[str, Any]:
     return {"type": "agent", "id": agent_id, "label": name}
 
 
-def check(*, credential: str, action: str, resource: str, context: dict[str, Any]) -> CheckResult:
+def check(
+    *, credential: str, action: str, resource: str, context: dict[str, Any], source: str | None = None
+) -> CheckResult:
     """Decide one request of an agent and record the decision. Raises on any infrastructure
-    failure (the caller answers 503); every other outcome is a recorded allow or deny."""
+    failure (the caller answers 503); every other outcome is a recorded allow or deny.
+
+    ``source`` is the client's address as ``repeats.source_of`` gives it. With one, a denial whose
+    credential identifies no agent is recorded in full only the first time in the window (the repeats
+    answer with that decision's id and are counted into a summary event), and ``repeats.Throttled`` is
+    raised past the source's limit. Without one (callers inside Custos), every decision is recorded."""
     at = timezone.now()
     scope = f"{resource}{SCOPE_SEPARATOR}{action}"
     wanted = frozenset({scope})
@@ -96,6 +103,16 @@ def check(*, credential: str, action: str, resource: str, context: dict[str, Any
                 ]
 
     decision = "allow" if result.outcome.allowed else "deny"
+    screened = source is not None and not actor.id
+    if screened:
+        assert source is not None
+        first = repeats.screen(source=source, reason=result.outcome.reason, kind=credential_ref["kind"], at=at)
+        if first is not None:
+            # Counted into the window's summary, which names the first one; the answer still says why.
+            result.decision_id = first
+            detail = f"{result.outcome.detail} (a repeat from this address: counted, not recorded on its own)"
+            result.outcome = Outcome(result.outcome.reason, detail.lstrip())
+            return result
     event = audit_append(
         actor=actor,
         action=f"check.{decision}",
@@ -111,10 +128,15 @@ def check(*, credential: str, action: str, resource: str, context: dict[str, Any
             "credential": credential_ref,
             "delegation_chain": [link["id"] for link in result.delegation_chain],
             **{name: context.get(name, "") for name in CONTEXT_FIELDS},
+            **(repeats.context_fields(source=source, at=at) if screened and source is not None else {}),
         },
     )
     # The decision's id is its audit event's digest: content-addressed, unique, known before sealing.
     result.decision_id = event.digest
+    if screened and source is not None:
+        repeats.remember(
+            source=source, reason=result.outcome.reason, kind=credential_ref["kind"], at=at, decision_id=event.digest
+        )
     if actor.id:
         usage.record(agent_id=int(actor.id), key_id=credential_ref.get("id"), at=at)
         if not result.outcome.allowed and result.outcome.reason in drift.DRIFT_REASONS:

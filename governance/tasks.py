@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from audit.services import Actor
-from governance import services
+from governance import repeats, services
 
 
 @shared_task
@@ -14,3 +14,9 @@ def expire_due() -> dict[str, int]:
     counts = services.expire_due(actor=actor)
     counts["access_requests"] = services.access_request_expire_due(actor=actor)
     return counts
+
+
+@shared_task
+def flush_repeats() -> int:
+    """Write the summaries of repeated unidentified denials whose window has ended."""
+    return repeats.flush_repeats()

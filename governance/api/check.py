@@ -2,8 +2,10 @@
 
 The bearer is the agent's own credential (a delegation token or an agent key), not a console
 session, so the view does its own credential handling: every well-formed request gets 200 with a
-recorded decision, an invalid credential included. Malformed bodies get 400. Anything failing
-underneath (database, cache, audit append) gets 503 with ``decision: deny``: never an allow.
+recorded decision, an invalid credential included (repeats of one from the same address within a
+minute answer with the first one's decision id and are counted into a summary: ``governance.repeats``;
+past the address's limit, 429). Malformed bodies get 400. Anything failing underneath (database,
+cache, audit append) gets 503 with ``decision: deny``: never an allow.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from console.api.parsers import SafeJSONParser
-from governance import authn, runtime
+from governance import authn, repeats, runtime
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,10 @@ class CheckApi(APIView):
         responses={
             200: CheckOutputSerializer,
             400: OpenApiResponse(description="Malformed body: {code, detail, fields}"),
+            429: OpenApiResponse(
+                description="Too many checks with credentials that identify no agent from this address in "
+                "this window (code rate_limited, Retry-After); the answer is deny"
+            ),
             503: OpenApiResponse(description="Custos cannot decide right now; the answer is deny"),
         },
         description="Authorise one request of an agent. The bearer is the agent's delegation token or key.",
@@ -141,6 +147,18 @@ class CheckApi(APIView):
                 action=data["action"],
                 resource=data["resource"],
                 context=dict(data.get("context") or {}),
+                source=repeats.source_of(request.META.get("REMOTE_ADDR")),
+            )
+        except repeats.Throttled as throttled:
+            return Response(
+                {
+                    "decision": "deny",
+                    "reason": throttled.reason,
+                    "code": "rate_limited",
+                    "detail": str(throttled),
+                },
+                status=429,
+                headers={"Retry-After": str(throttled.retry_after)},
             )
         except Exception:
             # Fail closed on anything underneath: the database, the cache, the audit append.

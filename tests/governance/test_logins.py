@@ -3,7 +3,6 @@ sign-in is in the audit log, and a throttle that cannot count refuses rather tha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,13 +16,6 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "pw-for-tests-only"
-
-
-@pytest.fixture(autouse=True)
-def _empty_counts() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def sign_in(username: str, password: str, address: str = "10.0.0.1") -> Any:
