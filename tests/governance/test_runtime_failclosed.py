@@ -4,8 +4,8 @@
 Two failures are real PostgreSQL ones (the audit chain head locked by another connection past this
 connection's ``lock_timeout``; the database unreachable); one is injected at our own boundary (the
 audit append raising), which is how a failure after the state was read but before the decision was
-recorded is reached deterministically. The check reads no cache (the signature cache is in-process
-memory), so there is no cache failure to provoke.
+recorded is reached deterministically. The check reads the cache only for credentials that identify
+no agent; ``test_repeats.py`` covers the cache being down there (recorded in full, still denied).
 """
 
 from __future__ import annotations
