@@ -154,10 +154,13 @@ def run(*, idle_seconds: float | None = None, stop: object | None = None) -> Non
         try:
             while not getattr(stop, "is_set", lambda: False)():
                 # A read first: an idle sealer takes no lock (on SQLite, no write lock) every interval.
-                if not PendingSeal.objects.exists() or seal_batch().count == 0:
-                    if time.monotonic() >= next_checkpoint:
-                        checkpoint_if_sound()
-                        next_checkpoint = time.monotonic() + every
+                drained = not PendingSeal.objects.exists() or seal_batch(batch=BATCH).count < BATCH
+                if time.monotonic() >= next_checkpoint:  # also under constant load, never idle
+                    checkpoint_if_sound()
+                    next_checkpoint = time.monotonic() + every
+                if drained:
+                    # Until the next batch, let events gather: a batch's fixed cost is paid once for all of
+                    # them, not for each trickle of a few. A full batch means more wait: seal on at once.
                     time.sleep(idle)
         finally:
             connection.close()  # releases the session lock

@@ -58,7 +58,7 @@ def _plain_text(value: Any, limit: int) -> bool:
     return isinstance(value, str) and len(value) <= limit and value.isprintable() and value.strip() == value
 
 
-def _plainly_valid(body: Any) -> dict[str, Any] | None:
+def plainly_valid(body: Any) -> dict[str, Any] | None:
     """The validated body when it is plainly valid, else None (then the serializer decides).
 
     Building and running the serializer costs more than the rest of the view's Python together, and
@@ -106,12 +106,33 @@ CheckOutputSerializer = inline_serializer(
 )
 
 
-def _bearer(request: Request) -> str:
-    """The credential presented, or "" (then the check records a credential_invalid denial)."""
+Answer = tuple[int, dict[str, Any], dict[str, str]]
+
+
+def answer(data: dict[str, Any], authorization: str | None, address: str | None) -> Answer:
+    """The check's answer to a validated body, as (status, body, extra headers): whichever layer serves
+    the request (this view, or the WSGI hot path in ``check_wsgi``), it answers with this."""
     try:
-        return authn.bearer(request.headers.get("Authorization")) or ""
+        credential = authn.bearer(authorization) or ""
     except authn.CredentialRefused:
-        return ""
+        credential = ""  # then the check records a credential_invalid denial
+    try:
+        result = runtime.check(
+            credential=credential,
+            action=data["action"],
+            resource=data["resource"],
+            context=dict(data.get("context") or {}),
+            source=repeats.source_of(address),
+        )
+    except repeats.Throttled as throttled:
+        body = {"decision": "deny", "reason": throttled.reason, "code": "rate_limited", "detail": str(throttled)}
+        return 429, body, {"Retry-After": str(throttled.retry_after)}
+    except Exception:
+        # Fail closed on anything underneath: the database, the cache, the audit append.
+        log.exception("check could not be decided")
+        body = {"decision": "deny", "reason": "unavailable", "code": "unavailable", "detail": "try again shortly"}
+        return 503, body, {"Retry-After": "1"}
+    return 200, result.as_response(), {}
 
 
 class CheckApi(APIView):
@@ -136,36 +157,10 @@ class CheckApi(APIView):
         description="Authorise one request of an agent. The bearer is the agent's delegation token or key.",
     )
     def post(self, request: Request) -> Response:
-        data = _plainly_valid(request.data)
+        data = plainly_valid(request.data)
         if data is None:
-            body = CheckInputSerializer(data=request.data)
-            body.is_valid(raise_exception=True)
-            data = body.validated_data
-        try:
-            result = runtime.check(
-                credential=_bearer(request),
-                action=data["action"],
-                resource=data["resource"],
-                context=dict(data.get("context") or {}),
-                source=repeats.source_of(request.META.get("REMOTE_ADDR")),
-            )
-        except repeats.Throttled as throttled:
-            return Response(
-                {
-                    "decision": "deny",
-                    "reason": throttled.reason,
-                    "code": "rate_limited",
-                    "detail": str(throttled),
-                },
-                status=429,
-                headers={"Retry-After": str(throttled.retry_after)},
-            )
-        except Exception:
-            # Fail closed on anything underneath: the database, the cache, the audit append.
-            log.exception("check could not be decided")
-            return Response(
-                {"decision": "deny", "reason": "unavailable", "code": "unavailable", "detail": "try again shortly"},
-                status=503,
-                headers={"Retry-After": "1"},
-            )
-        return Response(result.as_response())
+            serializer = CheckInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+        status, body, headers = answer(data, request.headers.get("Authorization"), request.META.get("REMOTE_ADDR"))
+        return Response(body, status=status, headers=headers)

@@ -4,8 +4,10 @@ checkpoints table are rewritten to match; forged, tampered and replayed checkpoi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -223,3 +225,29 @@ def test_an_unreachable_witness_does_not_stop_checkpoints(settings: Any, directo
     settings.CUSTOS_AUDIT_WITNESS_URL = "http://127.0.0.1:1/nothing-listens-here"
     assert signed(2).seq == 2
     assert len(files(directory)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sealer_working_through_a_backlog_signs_checkpoints_on_time(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Never idle: batches of one over a backlog of many. Checkpoints must not wait for the queue to empty.
+    settings.CUSTOS_AUDIT_CHECKPOINT_INTERVAL = dt.timedelta(milliseconds=20)
+    monkeypatch.setattr(sealer, "BATCH", 1)
+    backlog = 300
+    for n in range(backlog):
+        audit_append(actor=Actor.system(), action="backlog", context={"n": n})
+    stop = threading.Event()
+    worker = threading.Thread(target=sealer.run, kwargs={"idle_seconds": 0.01, "stop": stop})
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not Checkpoint.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    first = Checkpoint.objects.order_by("seq").first()
+    assert first is not None, "no checkpoint while the sealer was busy"
+    assert 0 < first.seq < backlog, "signed while there was still a backlog, not only once it ran out"
+    assert first.hash == Seal.objects.get(seq=first.seq).hash

@@ -1,0 +1,135 @@
+"""The runtime check's hot path: ``POST /api/v1/check`` answered at the WSGI layer.
+
+Every agent asks before every tool call, so this one endpoint carries most of the traffic, and Django's
+middleware stack and DRF's request and response objects cost more CPU than the decision and its audit
+record together. ``CheckFastPath`` wraps the WSGI application (``config.wsgi``): a check whose request
+is plainly well formed — JSON by its content type, a host Django accepts, HTTPS when HTTPS is required,
+a body the view's own ``plainly_valid`` accepts — is decided here by the same ``runtime.check`` and
+answered with the same status, body and headers the DRF view would give. Anything else (a malformed
+body, an unknown host, plain HTTP to be redirected, another method or path) goes to Django untouched,
+whose answer is then the only one. ``tests/api/test_check_wsgi.py`` holds the two paths to the same
+answers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+from django.conf import settings
+from django.core.signals import request_finished, request_started
+from django.http.request import split_domain_port, validate_host
+from django.utils.csp import build_policy
+
+from governance.api.check import answer, plainly_valid
+
+CHECK_PATH = "/api/v1/check"
+_JSON_TYPES = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
+_STATUS = {200: "200 OK", 429: "429 Too Many Requests", 503: "503 Service Unavailable"}
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class _NotHere(Exception):
+    """This request is for Django's full stack."""
+
+
+def _strict_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # DRF's parser refuses NaN and Infinity too
+
+
+def _headers(secure: bool) -> list[tuple[str, str]]:
+    """The headers Django's middleware adds to the view's JSON answer, from the same settings."""
+    headers = [("Content-Type", "application/json"), ("Allow", "POST, OPTIONS")]
+    if settings.X_FRAME_OPTIONS:
+        headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS.upper()))
+    if settings.SECURE_CSP:
+        headers.append(("Content-Security-Policy", build_policy(cast(dict[str, list[str]], settings.SECURE_CSP))))
+    if secure and settings.SECURE_HSTS_SECONDS:
+        hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            hsts += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            hsts += "; preload"
+        headers.append(("Strict-Transport-Security", hsts))
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append(("X-Content-Type-Options", "nosniff"))
+    if settings.SECURE_REFERRER_POLICY:
+        policy = settings.SECURE_REFERRER_POLICY
+        headers.append(("Referrer-Policy", policy if isinstance(policy, str) else ",".join(policy)))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
+    return headers
+
+
+def _is_secure(environ: dict[str, Any]) -> bool:
+    proxy = settings.SECURE_PROXY_SSL_HEADER
+    if proxy:
+        header, value = proxy
+        forwarded = environ.get(header)
+        if forwarded is not None:
+            return str(forwarded).split(",", 1)[0].strip() == value
+    return environ.get("wsgi.url_scheme") == "https"
+
+
+def _host_allowed(environ: dict[str, Any]) -> bool:
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    domain, _port = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return bool(domain) and validate_host(domain, allowed)
+
+
+class CheckFastPath:
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+        self._headers: dict[bool, list[tuple[str, str]]] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != CHECK_PATH or environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        try:
+            secure, data = self._screen(environ)
+        except _NotHere:
+            return self.app(environ, start_response)
+        # As Django's handler does: its receivers drop unusable or expired database connections.
+        request_started.send(sender=self.__class__, environ=environ)
+        try:
+            status, body, extra = answer(data, environ.get("HTTP_AUTHORIZATION"), environ.get("REMOTE_ADDR"))
+        finally:
+            request_finished.send(sender=self.__class__)
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = self._headers.get(secure)
+        if headers is None:
+            headers = self._headers[secure] = _headers(secure)
+        start_response(_STATUS[status], [*headers, ("Content-Length", str(len(payload))), *extra.items()])
+        return [payload]
+
+    def _screen(self, environ: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """(secure, the validated body) for a request this path answers; ``_NotHere`` otherwise, with
+        anything read from the input given back for Django to read again."""
+        if environ.get("CONTENT_TYPE", "").lower() not in _JSON_TYPES or not _host_allowed(environ):
+            raise _NotHere
+        secure = _is_secure(environ)
+        if settings.SECURE_SSL_REDIRECT and not secure:
+            raise _NotHere
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or "")
+        except ValueError:
+            raise _NotHere from None
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if length <= 0 or (limit is not None and length > limit):
+            raise _NotHere
+        body = environ["wsgi.input"].read(length)
+        try:
+            data = plainly_valid(json.loads(body, parse_constant=_strict_constant))
+        except (ValueError, RecursionError):
+            data = None
+        if data is None:
+            environ["wsgi.input"] = io.BytesIO(body)
+            raise _NotHere
+        return secure, data
