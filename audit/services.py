@@ -145,6 +145,20 @@ RETURNING event_id, digest
 """  # noqa: S608 - formatted from constants only
 
 
+# The same, written only if a precondition (a query, formatted in) returns a row in the same snapshot.
+_PG_APPEND_IF = f"""
+WITH e AS (
+    INSERT INTO audit_auditevent ({", ".join(_COLUMNS)})
+    SELECT %s, %s, %s, %s::timestamptz, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb
+     WHERE EXISTS ({{precondition}})
+    RETURNING id, digest, occurred_at
+)
+INSERT INTO audit_pendingseal (event_id, digest, occurred_at)
+SELECT id, digest, occurred_at FROM e
+RETURNING event_id, digest
+"""  # noqa: S608 - formatted from constants only
+
+
 def _event(pending: PendingEvent, occurred_at: Any) -> AuditEvent:
     target = pending.target
     plain = _Plain()
@@ -184,6 +198,50 @@ def audit_append(
     return audit_append_many([pending])[0]
 
 
+@dataclass(frozen=True, slots=True)
+class Precondition:
+    """A query that returns a row while an append may happen: ``audit_append_if`` records its event only
+    then, judged in the same statement (one snapshot) as the insert."""
+
+    sql: str
+    params: Sequence[Any] = ()
+
+
+def audit_append_if(
+    precondition: Precondition,
+    *,
+    actor: Actor,
+    action: str,
+    target: Target | None = None,
+    context: dict[str, Any] | None = None,
+    on_behalf_of: Sequence[Any] = (),
+) -> AuditEvent | None:
+    """Append one event if ``precondition`` holds when it is written; None (nothing written) otherwise.
+    For a decision made on state read earlier: it is recorded, and so stands, only if that state is
+    still the state when the record is written (``governance.livestate``)."""
+    pending = PendingEvent(
+        actor=actor, action=action, target=target or Target(type=""), context=context or {}, on_behalf_of=on_behalf_of
+    )
+    event = _event(pending, timezone.now())
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(precondition.sql, list(precondition.params))
+                if cursor.fetchone() is None:
+                    return None
+            _insert_others([event])
+        return event
+    values = [json.dumps(getattr(event, n)) if n in _JSON_COLUMNS else getattr(event, n) for n in _COLUMNS]
+    with connection.cursor() as cursor:
+        cursor.execute(_PG_APPEND_IF.format(precondition=precondition.sql), [*values, *precondition.params])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    event.pk = row[0]
+    event._state.adding = False
+    return event
+
+
 def audit_append_many(events: Sequence[PendingEvent]) -> list[AuditEvent]:
     """Append a batch of events in a constant number of statements (three on PostgreSQL), in order.
     For services that change many rows at once: sweeps, campaign launches, offboarding."""
@@ -194,12 +252,16 @@ def audit_append_many(events: Sequence[PendingEvent]) -> list[AuditEvent]:
     if connection.vendor == "postgresql":
         _insert_postgresql(built)
     else:
-        with transaction.atomic():
-            AuditEvent.objects.bulk_create(built)
-            PendingSeal.objects.bulk_create(
-                [PendingSeal(event_id=e.pk, digest=e.digest, occurred_at=e.occurred_at) for e in built]
-            )
+        _insert_others(built)
     return built
+
+
+def _insert_others(events: list[AuditEvent]) -> None:
+    with transaction.atomic():
+        AuditEvent.objects.bulk_create(events)
+        PendingSeal.objects.bulk_create(
+            [PendingSeal(event_id=e.pk, digest=e.digest, occurred_at=e.occurred_at) for e in events]
+        )
 
 
 def _insert_postgresql(events: list[AuditEvent]) -> None:

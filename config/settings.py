@@ -269,6 +269,9 @@ CUSTOS_JIT_MAX_LIFETIME = env_duration("CUSTOS_JIT_MAX_LIFETIME", "60m")
 CUSTOS_JIT_REQUEST_TTL = env_duration("CUSTOS_JIT_REQUEST_TTL", "15m")
 CUSTOS_DRIFT_THRESHOLD = env_int("CUSTOS_DRIFT_THRESHOLD", 5, minimum=1)
 CUSTOS_DRIFT_WINDOW = env_duration("CUSTOS_DRIFT_WINDOW", "10m")
+# The runtime check keeps the state it read between checks, confirmed unchanged by its own write (on
+# PostgreSQL only). Off: every check reads the state afresh (one more round trip).
+CUSTOS_CHECK_STATE_CACHE = env_bool("CUSTOS_CHECK_STATE_CACHE", True)
 # Checks whose credential identifies no agent: per client address and window, the first of each kind is
 # recorded in full and the rest counted into one summary event; past the limit the check answers 429.
 CUSTOS_CHECK_REPEAT_WINDOW = env_duration("CUSTOS_CHECK_REPEAT_WINDOW", "1m")

@@ -103,46 +103,86 @@ def agent_principal(user: Any) -> AgentPrincipal | None:
 # --- Agent keys -----------------------------------------------------------------------------
 
 # The key, its agent and sponsor, and whether the agent holds the one scope asked about: one round trip.
-_KEY_SQL = f"""
+_KEY_SQL_TEMPLATE = f"""
 SELECT k.id AS key_id, k.hashed AS hashed, k.expires_at AS expires_at, k.revoked_at IS NOT NULL AS revoked,
        a.id AS agent_id, a.name AS agent_name, a.status AS agent_status,
        s.name AS sponsor_name, s.status AS sponsor_status,
-       EXISTS({chain.ACTIVE_GRANT_SQL.format(holder="g.holder_agent_id = a.id")}) AS agent_holds_scope
+       EXISTS({chain.ACTIVE_GRANT_SQL.format(holder="g.holder_agent_id = a.id")}) AS agent_holds_scope{{versioned}}
   FROM governance_agentkey k
   JOIN governance_agent a ON a.id = k.agent_id
   JOIN governance_human s ON s.id = a.sponsor_id
  WHERE k.prefix = %s
 """  # noqa: S608 - formatted from constants only, never from input
+_KEY_SQL = _KEY_SQL_TEMPLATE.format(versioned="")
+_KEY_SQL_VERSIONED = _KEY_SQL_TEMPLATE.format(
+    versioned=f""",
+       {chain.STATE_VERSION_SQL} AS state_version,
+       {chain.NEXT_GRANT_CHANGE_SQL.format(holder="g.holder_agent_id = a.id")} AS grant_changes_at"""
+)
 
 
-def load_key(presented: str, scope: str | None, at: datetime) -> KeyState | None:
-    """The state of the agent key presented, with whether its agent holds ``scope`` right now; None
-    when it is not a key Custos issued (malformed, unknown prefix, wrong secret)."""
+@dataclass(frozen=True, slots=True)
+class LoadedKey:
+    """A key's state and its keyed hash, which every presentation of the key is compared against."""
+
+    hashed: str
+    state: KeyState
+
+    def for_presented(self, presented: str) -> KeyState | None:
+        # Constant-time comparison of keyed hashes: a wrong secret and an unknown prefix look alike.
+        return self.state if credentials.matches(presented, self.hashed) else None
+
+
+def _key_row(presented: str, scope: str | None, at: datetime, *, versioned: bool) -> dict[str, Any] | None:
     prefix = credentials.parse_prefix("ck", presented)
     if prefix is None:
         return None
     resource, _, action = (scope or "").partition(SCOPE_SEPARATOR)
     moment = connection.ops.adapt_datetimefield_value(at)
+    grant = [resource, action, moment, moment]
+    params = [*grant, resource, action, moment, resource, action, moment, prefix] if versioned else [*grant, prefix]
     with connection.cursor() as cursor:
-        cursor.execute(_KEY_SQL, [resource, action, moment, moment, prefix])
+        cursor.execute(_KEY_SQL_VERSIONED if versioned else _KEY_SQL, params)
         names = [column[0] for column in cursor.description]
         found = cursor.fetchone()
-    if found is None:
+    return dict(zip(names, found, strict=True)) if found is not None else None
+
+
+def _loaded_key(row: dict[str, Any], scope: str | None) -> LoadedKey:
+    return LoadedKey(
+        hashed=row["hashed"],
+        state=KeyState(
+            key_id=row["key_id"],
+            expires_at=chain.as_datetime(row["expires_at"]),
+            revoked=bool(row["revoked"]),
+            agent_id=row["agent_id"],
+            agent_name=row["agent_name"],
+            agent_status=row["agent_status"],
+            sponsor_name=row["sponsor_name"],
+            sponsor_status=row["sponsor_status"],
+            agent_holds=frozenset({scope}) if scope and row["agent_holds_scope"] else frozenset(),
+        ),
+    )
+
+
+def load_key(presented: str, scope: str | None, at: datetime) -> KeyState | None:
+    """The state of the agent key presented, with whether its agent holds ``scope`` right now; None
+    when it is not a key Custos issued (malformed, unknown prefix, wrong secret)."""
+    row = _key_row(presented, scope, at, versioned=False)
+    return _loaded_key(row, scope).for_presented(presented) if row is not None else None
+
+
+def load_key_versioned(presented: str, scope: str | None, at: datetime) -> chain.Versioned | None:
+    """The key presented as ``load_key`` reads it, whatever its secret (a ``LoadedKey``), with the
+    state's version and until when its grant answer stands; None for a prefix Custos never issued."""
+    row = _key_row(presented, scope, at, versioned=True)
+    if row is None:
         return None
-    row = dict(zip(names, found, strict=True))
-    # Constant-time comparison of keyed hashes: a wrong secret and an unknown prefix look alike.
-    if not credentials.matches(presented, row["hashed"]):
-        return None
-    return KeyState(
-        key_id=row["key_id"],
-        expires_at=chain.as_datetime(row["expires_at"]),
-        revoked=bool(row["revoked"]),
-        agent_id=row["agent_id"],
-        agent_name=row["agent_name"],
-        agent_status=row["agent_status"],
-        sponsor_name=row["sponsor_name"],
-        sponsor_status=row["sponsor_status"],
-        agent_holds=frozenset({scope}) if scope and row["agent_holds_scope"] else frozenset(),
+    until = row["grant_changes_at"]
+    return chain.Versioned(
+        state=_loaded_key(row, scope),
+        version=row["state_version"],
+        until=chain.as_datetime(until) if until is not None else None,
     )
 
 
@@ -180,7 +220,13 @@ def token_decision(
     recorded expiry, the chain of its delegation, and the scopes ``wanted`` (at most one is looked up
     in the same round trip; more cost one more query)."""
     scope = next(iter(wanted)) if len(wanted) == 1 else None
-    state = chain.load_token(verified.jti, scope, at)
+    return token_outcome(verified, wanted, at, chain.load_token(verified.jti, scope, at))
+
+
+def token_outcome(
+    verified: tokens.VerifiedToken, wanted: frozenset[str], at: datetime, state: TokenState | None
+) -> tuple[TokenState | None, Outcome]:
+    """``token_decision`` on a state already loaded (for the one scope wanted; None: no such token)."""
     if state is None:
         return None, Outcome(Reason.CREDENTIAL_INVALID, "no record of this token")
     if len(wanted) > 1 and state.chain is not None:

@@ -40,6 +40,23 @@ ACTIVE_GRANT_SQL = """
        AND g.valid_from <= %s AND (g.expires_at IS NULL OR g.expires_at > %s)
 """
 
+# When whether {holder} holds the scope can next change by time alone: the earliest start or end, after
+# the moment asked about, of its active grants for it (NULL: never). Until then a yes or no stands.
+NEXT_GRANT_CHANGE_SQL = """(
+    SELECT min(boundary) FROM (
+        SELECT g.valid_from AS boundary
+          FROM governance_grant g JOIN governance_resource r ON r.id = g.resource_id
+         WHERE {holder} AND r.name = %s AND g.action = %s AND g.status = 'active' AND g.valid_from > %s
+        UNION ALL
+        SELECT g.expires_at
+          FROM governance_grant g JOIN governance_resource r ON r.id = g.resource_id
+         WHERE {holder} AND r.name = %s AND g.action = %s AND g.status = 'active' AND g.expires_at > %s
+    ) AS boundaries
+)"""
+
+# The state's version (``models.StateVersion``), read in the same statement as the state itself.
+STATE_VERSION_SQL = "(SELECT version FROM governance_stateversion WHERE id = 1)"
+
 # The links from ``{seed}`` up to the root, each with its delegate, the delegate's sponsor and the root
 # human, and whether the root human holds the one scope asked about (by an active grant, now).
 _CHAIN = """
@@ -71,18 +88,26 @@ SELECT {_CHAIN_COLUMNS}
  ORDER BY chain.hop DESC
 """  # noqa: S608 - formatted from constants only, never from input
 
-_TOKEN_SQL = f"""
+_TOKEN_SQL_TEMPLATE = f"""
 WITH RECURSIVE tok AS (
     SELECT t.delegation_id, t.agent_id, t.revoked_at, t.expires_at, t.scopes, t.audience
       FROM governance_delegationtoken t WHERE t.jti = %s
 ), {_CHAIN.format(seed="(SELECT delegation_id FROM tok)")}
 SELECT tok.agent_id AS token_agent_id, tok.revoked_at IS NOT NULL AS token_revoked,
        tok.expires_at AS token_expires_at, tok.scopes AS token_scopes, tok.audience AS token_audience,
-       tok.delegation_id AS token_delegation_id, {_CHAIN_COLUMNS}
+       tok.delegation_id AS token_delegation_id, {_CHAIN_COLUMNS}{{versioned}}
   FROM tok
   LEFT JOIN chain ON TRUE {_CHAIN_JOINS}
  ORDER BY chain.hop DESC
 """  # noqa: S608 - formatted from constants only, never from input
+_TOKEN_SQL = _TOKEN_SQL_TEMPLATE.format(versioned="")
+# The same, with what ``governance.livestate`` keeps it under: the state's version, and until when the
+# grant answer stands.
+_TOKEN_SQL_VERSIONED = _TOKEN_SQL_TEMPLATE.format(
+    versioned=f""",
+       {STATE_VERSION_SQL} AS state_version,
+       {NEXT_GRANT_CHANGE_SQL.format(holder="g.holder_human_id = h.id")} AS grant_changes_at"""
+)
 
 
 def as_datetime(value: Any) -> datetime:
@@ -146,12 +171,41 @@ def load_chain(delegation_id: int, scope: str | None, at: datetime) -> decision.
     return _chain_from_rows(rows, scope) if rows else None
 
 
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A state as loaded, with the version of the whole it was read at and the moment until which its
+    grant answer stands by time (None: as long as nothing changes). ``version`` is None where there is
+    no version to go by (SQLite, or the version row gone): such a state is not kept."""
+
+    state: Any
+    version: int | None
+    until: datetime | None
+
+
 def load_token(jti: str, scope: str | None, at: datetime) -> decision.TokenState | None:
     """An issued token's record and the live chain of its delegation, in one round trip. None when no
     token with this jti was ever issued."""
     rows = _rows(_TOKEN_SQL, [jti, *_scope_params(scope, at)])
+    return _token_from_rows(rows, scope) if rows else None
+
+
+def load_token_versioned(jti: str, scope: str | None, at: datetime) -> Versioned | None:
+    """``load_token``, with the state's version and until when its grant answer stands, in the same
+    round trip."""
+    params = _scope_params(scope, at)
+    rows = _rows(_TOKEN_SQL_VERSIONED, [jti, *params, *params[:3], *params[:3]])
     if not rows:
         return None
+    first = rows[0]
+    until = first["grant_changes_at"]
+    return Versioned(
+        state=_token_from_rows(rows, scope),
+        version=first["state_version"],
+        until=as_datetime(until) if until is not None else None,
+    )
+
+
+def _token_from_rows(rows: list[dict[str, Any]], scope: str | None) -> decision.TokenState:
     first = rows[0]
     return decision.TokenState(
         revoked=bool(first["token_revoked"]),

@@ -1,25 +1,30 @@
-"""The runtime check: load the live state in one round trip, decide, record, answer.
+"""The runtime check: the live state, a decision on it, and its record, in one round trip when it can.
 
-``check()`` is what ``POST /api/v1/check`` calls. It never caches anything a revocation could change:
-each call reads the token or key row, every link of the delegation chain, every agent and sponsor on
-it and the root human's grant for the scope, in one statement (``governance.authn`` for keys,
-``governance.chain`` for tokens), then writes the decision to the audit log in one more. A failure of
-either raises; the view turns that into 503, never an allow.
+``check()`` is what ``POST /api/v1/check`` calls. The state is the token or key row, every link of the
+delegation chain, every agent and sponsor on it and the grant for the scope, read in one statement
+(``governance.authn`` for keys, ``governance.chain`` for tokens) with the version it was read at. A
+process keeps it (``governance.livestate``), and the next check of the same credential decides on it
+and records its decision on condition that the version has not moved: one statement. If it has (any
+change to what the check reads moves it), the state is read again and the decision made again, so a
+revocation is honoured by the very next check in every process. A failure of either raises; the view
+turns that into 503, never an allow.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from audit.services import Actor, Target, audit_append
-from governance import authn, repeats
-from governance.decision import Outcome, Reason, decide_key
+from audit.models import AuditEvent
+from audit.services import Actor, Target, audit_append, audit_append_if
+from governance import authn, chain, credentials, livestate, repeats, tokens
+from governance.decision import KeyState, Outcome, Reason, decide_key
 from governance.models import SCOPE_SEPARATOR
 from governance.services import drift
 from governance.usage import usage
@@ -27,6 +32,7 @@ from governance.usage import usage
 log = logging.getLogger(__name__)
 
 CONTEXT_FIELDS = ("intent", "tool", "session_id", "request_id", "parent_request_id")
+_UNIDENTIFIED = Actor(kind="agent", label="(unidentified credential)")
 
 
 # --- The check ------------------------------------------------------------------------------
@@ -56,11 +62,89 @@ def _agent_ref(agent_id: int, name: str) -> dict[str, Any]:
     return {"type": "agent", "id": agent_id, "label": name}
 
 
+@dataclass(slots=True)
+class _Decided:
+    """One decision before it is recorded: the answer, who asked, with what, and the version of the
+    state it was made on (None: read afresh with nothing to confirm it by)."""
+
+    result: CheckResult
+    actor: Actor
+    credential_ref: dict[str, Any]
+    version: int | None = None
+
+
+def _decide_key(credential: str, scope: str, wanted: frozenset[str], at: datetime, mode: str) -> _Decided:
+    decided = _Decided(_unrecognised(), _UNIDENTIFIED, {"kind": "agent_key"})
+    key: KeyState | None
+    if mode == _AFRESH:
+        key = authn.load_key(credential, scope, at)
+    else:
+        cache_key = ("key", credentials.parse_prefix("ck", credential), scope)
+        loaded = livestate.live.get(cache_key, at) if mode == _KEPT else None
+        if loaded is None:
+            loaded = authn.load_key_versioned(credential, scope, at)
+            if loaded is not None:
+                livestate.live.keep(cache_key, loaded)
+        key = loaded.state.for_presented(credential) if loaded is not None else None
+        decided.version = loaded.version if loaded is not None else None
+    if key is not None:
+        decided.credential_ref = {"kind": "agent_key", "id": key.key_id, "prefix": credential.split("_")[1]}
+        decided.actor = Actor(kind="agent", label=key.agent_name, id=str(key.agent_id))
+        decided.result.outcome = decide_key(key, wanted, at)
+        decided.result.actors = [_agent_ref(key.agent_id, key.agent_name)]
+    return decided
+
+
+def _decide_token(
+    verified: tokens.VerifiedToken, scope: str, wanted: frozenset[str], at: datetime, mode: str
+) -> _Decided:
+    decided = _Decided(_unrecognised(), _UNIDENTIFIED, {"kind": "delegation_token", "jti": verified.jti})
+    if mode == _AFRESH:
+        state, decided.result.outcome = authn.token_decision(verified, wanted, at)
+    else:
+        cache_key = ("token", verified.jti, scope)
+        loaded = livestate.live.get(cache_key, at) if mode == _KEPT else None
+        if loaded is None:
+            loaded = chain.load_token_versioned(verified.jti, scope, at)
+            if loaded is not None:
+                livestate.live.keep(cache_key, loaded)
+        state, decided.result.outcome = authn.token_outcome(
+            verified, wanted, at, loaded.state if loaded is not None else None
+        )
+        decided.version = loaded.version if loaded is not None else None
+    if state is not None and state.chain is not None:
+        links = state.chain.links
+        decided.actor = Actor(kind="agent", label=links[-1].agent_name, id=str(links[-1].agent_id))
+        decided.result.subject = {
+            "type": "human",
+            "id": state.chain.root_human_id,
+            "label": state.chain.root_human_name,
+        }
+        decided.result.actors = [_agent_ref(link.agent_id, link.agent_name) for link in reversed(links)]
+        decided.result.delegation_chain = [
+            {"id": link.delegation_id, "delegate": link.agent_id, "status": link.status} for link in links
+        ]
+    return decided
+
+
+def _unrecognised() -> CheckResult:
+    return CheckResult(outcome=Outcome(Reason.CREDENTIAL_INVALID, "credential not recognised"))
+
+
+# How a decision's state is come by: kept from an earlier check if it still stands (else read with its
+# version), read with its version, or read afresh with no version (then recorded unconditionally).
+_KEPT, _VERSIONED, _AFRESH = "kept", "versioned", "afresh"
+
+
 def check(
     *, credential: str, action: str, resource: str, context: dict[str, Any], source: str | None = None
 ) -> CheckResult:
     """Decide one request of an agent and record the decision. Raises on any infrastructure
     failure (the caller answers 503); every other outcome is a recorded allow or deny.
+
+    The state decided on may be one kept from an earlier check (``governance.livestate``); the decision
+    is then recorded only if that state is still current when the record is written, and otherwise made
+    again on the state read afresh. At most three tries: the last reads and records without a version.
 
     ``source`` is the client's address as ``repeats.source_of`` gives it. With one, a denial whose
     credential identifies no agent is recorded in full only the first time in the window (the repeats
@@ -69,39 +153,47 @@ def check(
     at = timezone.now()
     scope = f"{resource}{SCOPE_SEPARATOR}{action}"
     wanted = frozenset({scope})
-    result = CheckResult(outcome=Outcome(Reason.CREDENTIAL_INVALID, "credential not recognised"))
-    actor = Actor(kind="agent", label="(unidentified credential)")
-    credential_ref: dict[str, Any] = {"kind": "unknown"}
-
     kind = authn.kind_of(credential)
-    if kind == "agent_key":
-        credential_ref = {"kind": "agent_key"}
-        key = authn.load_key(credential, scope, at)
-        if key is not None:
-            credential_ref = {"kind": "agent_key", "id": key.key_id, "prefix": credential.split("_")[1]}
-            actor = Actor(kind="agent", label=key.agent_name, id=str(key.agent_id))
-            result.outcome = decide_key(key, wanted, at)
-            result.actors = [_agent_ref(key.agent_id, key.agent_name)]
-    elif kind == "delegation_token":
-        credential_ref = {"kind": "delegation_token"}
+    verified: tokens.VerifiedToken | None = None
+    refused: Outcome | None = None
+    if kind == "delegation_token":
         try:
             # A token is good at Custos itself, or at the one resource it was minted for.
             verified = authn.verify_token(credential, at, (settings.CUSTOS_ISSUER, resource))
-        except authn.CredentialRefused as refused:
-            result.outcome = Outcome(refused.reason, refused.detail)
+        except authn.CredentialRefused as exc:
+            refused = Outcome(exc.reason, exc.detail)
+    modes = (_KEPT, _VERSIONED, _AFRESH) if livestate.enabled() else (_AFRESH,)
+    for mode in modes:
+        if kind == "agent_key":
+            decided = _decide_key(credential, scope, wanted, at, mode)
+        elif verified is not None:
+            decided = _decide_token(verified, scope, wanted, at, mode)
         else:
-            credential_ref = {"kind": "delegation_token", "jti": verified.jti}
-            state, result.outcome = authn.token_decision(verified, wanted, at)
-            if state is not None and state.chain is not None:
-                live = state.chain
-                links = live.links
-                actor = Actor(kind="agent", label=links[-1].agent_name, id=str(links[-1].agent_id))
-                result.subject = {"type": "human", "id": live.root_human_id, "label": live.root_human_name}
-                result.actors = [_agent_ref(link.agent_id, link.agent_name) for link in reversed(links)]
-                result.delegation_chain = [
-                    {"id": link.delegation_id, "delegate": link.agent_id, "status": link.status} for link in links
-                ]
+            decided = _Decided(_unrecognised(), _UNIDENTIFIED, {"kind": kind})
+            if refused is not None:
+                decided.result.outcome = refused
+        recorded = _record(decided, scope, resource, context, source, at)
+        if recorded is not None:
+            break
+        livestate.live.forget()  # the state changed since it was read: nothing kept stands
+    result, actor = decided.result, decided.actor
+    if actor.id:
+        usage.record(agent_id=int(actor.id), key_id=decided.credential_ref.get("id"), at=at)
+        if not result.outcome.allowed and result.outcome.reason in drift.DRIFT_REASONS:
+            try:
+                drift.drift_observe(agent_id=int(actor.id), reason=result.outcome.reason)
+            except DatabaseError:
+                # The denial is recorded already; a missed drift signal must not turn it into a 503.
+                log.warning("drift detection failed", exc_info=True)
+    return result
 
+
+def _record(
+    decided: _Decided, scope: str, resource: str, context: dict[str, Any], source: str | None, at: datetime
+) -> str | None:
+    """Record the decision; its id (also set on the result), or None when the state it was made on has
+    changed since (nothing written)."""
+    result, actor, credential_ref = decided.result, decided.actor, decided.credential_ref
     decision = "allow" if result.outcome.allowed else "deny"
     screened = source is not None and not actor.id
     if screened:
@@ -112,15 +204,15 @@ def check(
             result.decision_id = first
             detail = f"{result.outcome.detail} (a repeat from this address: counted, not recorded on its own)"
             result.outcome = Outcome(result.outcome.reason, detail.lstrip())
-            return result
-    event = audit_append(
-        actor=actor,
-        action=f"check.{decision}",
+            return first
+    fields: dict[str, Any] = {
+        "actor": actor,
+        "action": f"check.{decision}",
         # The event's target id holds 64 characters and a resource name up to 120: the full scope is in
         # the label and the context, so a long name is a recorded decision, not a failed append (503).
-        target=Target(type="scope", id=resource[:64], label=scope),
-        on_behalf_of=[result.subject, *reversed(result.actors[1:])] if result.subject else [],
-        context={
+        "target": Target(type="scope", id=resource[:64], label=scope),
+        "on_behalf_of": [result.subject, *reversed(result.actors[1:])] if result.subject else [],
+        "context": {
             "decision": decision,
             "reason": result.outcome.reason,
             "detail": result.outcome.detail,
@@ -130,19 +222,18 @@ def check(
             **{name: context.get(name, "") for name in CONTEXT_FIELDS},
             **(repeats.context_fields(source=source, at=at) if screened and source is not None else {}),
         },
-    )
+    }
+    if decided.version is None:
+        event: AuditEvent | None = audit_append(**fields)
+    else:
+        event = audit_append_if(livestate.unchanged_since(decided.version), **fields)
+        if event is None:
+            return None
+    assert event is not None
     # The decision's id is its audit event's digest: content-addressed, unique, known before sealing.
     result.decision_id = event.digest
     if screened and source is not None:
         repeats.remember(
             source=source, reason=result.outcome.reason, kind=credential_ref["kind"], at=at, decision_id=event.digest
         )
-    if actor.id:
-        usage.record(agent_id=int(actor.id), key_id=credential_ref.get("id"), at=at)
-        if not result.outcome.allowed and result.outcome.reason in drift.DRIFT_REASONS:
-            try:
-                drift.drift_observe(agent_id=int(actor.id), reason=result.outcome.reason)
-            except DatabaseError:
-                # The denial is recorded already; a missed drift signal must not turn it into a 503.
-                log.warning("drift detection failed", exc_info=True)
-    return result
+    return event.digest

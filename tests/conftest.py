@@ -15,6 +15,8 @@ from django.test import override_settings
 
 from audit.models import GENESIS_HASH, ChainHead
 from console import roles
+from governance import livestate
+from governance.models import StateVersion
 from tests import factories
 
 
@@ -49,7 +51,7 @@ def _flush_past_the_audit_triggers() -> Iterator[None]:
     the rows behind. The flush runs here with ``session_replication_role = replica`` (the test role is
     a PostgreSQL superuser), which skips ordinary triggers for that one transaction only; the triggers
     themselves stay in place for every test. The flush also empties what data migrations seeded — the
-    chain head row every append updates, and the role groups — so they are put back as the migrations
+    chain head row, the state version row, and the role groups — so they are put back as the migrations
     left them, or the next test would find no chain head and no roles.
     """
     original = DatabaseOperations.execute_sql_flush
@@ -64,6 +66,7 @@ def _flush_past_the_audit_triggers() -> Iterator[None]:
             ChainHead.objects.using(self.connection.alias).update_or_create(
                 pk=1, defaults={"seq": 0, "hash": GENESIS_HASH, "sealed_at": None}
             )
+            StateVersion.objects.using(self.connection.alias).get_or_create(pk=1)
             for name in roles.ROLES:
                 Group.objects.using(self.connection.alias).get_or_create(name=name)
 
@@ -137,3 +140,4 @@ def _empty_cache() -> None:
     # Each test starts from an empty database; the cache (this worker's own Redis database) must start
     # empty too, or one test's lockout counts and repeat tallies would decide the next one's outcome.
     cache.clear()
+    livestate.live.forget()  # nor what the last test's checks kept of its (rolled back) state

@@ -47,6 +47,7 @@ from governance.models.keys import (
     SigningKey,
     SigningKeyQuerySet,
 )
+from governance.models.state import StateVersion
 
 __all__ = [
     "SCOPE_SEPARATOR",
@@ -81,5 +82,6 @@ __all__ = [
     "Sensitivity",
     "SigningKey",
     "SigningKeyQuerySet",
+    "StateVersion",
     "make_scope",
 ]

@@ -63,32 +63,44 @@ def allowed_token() -> tuple[str, str]:
 # --- Injected at our boundary ---------------------------------------------------------------
 
 
-@pytest.mark.django_db
-def test_a_failing_audit_append_turns_an_allow_into_a_503_deny(
-    allowed_token: tuple[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    token, resource = allowed_token
+# Both ways a check comes by its state: kept from the check before (then recorded on condition), or
+# read afresh every time.
+STATE_CACHE = pytest.mark.parametrize("kept", [True, False], ids=["state kept", "state read afresh"])
 
-    def refuse(**kwargs: Any) -> None:
+
+@pytest.mark.django_db
+@STATE_CACHE
+def test_a_failing_audit_append_turns_an_allow_into_a_503_deny(
+    allowed_token: tuple[str, str], monkeypatch: pytest.MonkeyPatch, settings: Any, kept: bool
+) -> None:
+    settings.CUSTOS_CHECK_STATE_CACHE = kept
+    token, resource = allowed_token
+    assert check(token, resource).json()["decision"] == "allow"  # and its state kept, when it is
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("could not write the audit event")
 
     monkeypatch.setattr(runtime, "audit_append", refuse)
+    monkeypatch.setattr(runtime, "audit_append_if", refuse)
     assert_unavailable_deny(check(token, resource))
     monkeypatch.undo()
     assert check(token, resource).json()["decision"] == "allow"  # the same request, once it can be recorded
-    assert recorded_allows() == 1
+    assert recorded_allows() == 2
 
 
 @pytest.mark.django_db
+@STATE_CACHE
 def test_a_failure_of_any_kind_underneath_is_a_503_deny_not_a_500(
-    allowed_token: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    allowed_token: tuple[str, str], monkeypatch: pytest.MonkeyPatch, settings: Any, kept: bool
 ) -> None:
+    settings.CUSTOS_CHECK_STATE_CACHE = kept
     token, resource = allowed_token
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("something nobody anticipated")
 
     monkeypatch.setattr(chain, "load_token", broken)
+    monkeypatch.setattr(chain, "load_token_versioned", broken)
     assert_unavailable_deny(check(token, resource))
     assert recorded_allows() == 0
 
