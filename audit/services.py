@@ -88,21 +88,37 @@ class _Plain:
 
     def __init__(self) -> None:
         self.floats = False
+        self.changed = False
 
     def _int(self, text: str) -> int | str:
         number = int(text)
-        return number if abs(number) <= _MAX_EXACT_INT else text
+        if abs(number) <= _MAX_EXACT_INT:
+            return number
+        self.changed = True
+        return text
 
     def _float(self, text: str) -> float | str:
         number = float(text)
         if math.isfinite(number) and abs(number) <= _MAX_EXACT_INT:
             self.floats = True
             return number
+        self.changed = True
         return repr(number)
 
+    def _constant(self, name: str) -> str:
+        self.changed = True
+        return name.lower()
+
     def __call__(self, value: Any) -> Any:
+        return self.with_text(value)[0]
+
+    def with_text(self, value: Any) -> tuple[Any, str]:
+        """The plain value and its JSON text (for a jsonb column): the encoder's own text when the parser
+        changed nothing, which saves encoding it a second time."""
+        self.changed = False
         text = json.dumps(value, cls=DjangoJSONEncoder)
-        return json.loads(text, parse_int=self._int, parse_float=self._float, parse_constant=lambda name: name.lower())
+        plain = json.loads(text, parse_int=self._int, parse_float=self._float, parse_constant=self._constant)
+        return plain, (json.dumps(plain) if self.changed else text)
 
 
 def _plain_json(value: Any) -> Any:
@@ -159,26 +175,40 @@ RETURNING event_id, digest
 """  # noqa: S608 - formatted from constants only
 
 
-def _event(pending: PendingEvent, occurred_at: Any) -> AuditEvent:
+@dataclass(slots=True)
+class _Built:
+    """An event ready to insert, with its JSON columns as text."""
+
+    event: AuditEvent
+    json: dict[str, str]
+
+    def values(self) -> list[Any]:
+        event = self.event
+        return [self.json[n] if n in _JSON_COLUMNS else getattr(event, n) for n in _COLUMNS]
+
+
+def _event(pending: PendingEvent, occurred_at: Any) -> _Built:
     target = pending.target
     plain = _Plain()
+    on_behalf_of, on_behalf_of_text = plain.with_text(list(pending.on_behalf_of))
+    context, context_text = plain.with_text(pending.context)
     event = AuditEvent(
         nonce=secrets.token_hex(16),
         occurred_at=occurred_at,
         actor_kind=pending.actor.kind,
         actor_id=pending.actor.id,
         actor_label=pending.actor.label[:200],
-        on_behalf_of=plain(list(pending.on_behalf_of)),
+        on_behalf_of=on_behalf_of,
         action=pending.action,
         target_type=target.type,
         target_id=target.id,
         target_label=target.label[:200],
-        context=plain(pending.context),
+        context=context,
     )
     content = canonical(event_document(event), floats=plain.floats)
     event.canonical = content.decode()
     event.digest = digest_of(content)
-    return event
+    return _Built(event, {"on_behalf_of": on_behalf_of_text, "context": context_text})
 
 
 def audit_append(
@@ -222,18 +252,18 @@ def audit_append_if(
     pending = PendingEvent(
         actor=actor, action=action, target=target or Target(type=""), context=context or {}, on_behalf_of=on_behalf_of
     )
-    event = _event(pending, timezone.now())
+    built = _event(pending, timezone.now())
+    event = built.event
     if connection.vendor != "postgresql":
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(precondition.sql, list(precondition.params))
                 if cursor.fetchone() is None:
                     return None
-            _insert_others([event])
+            _insert_others([built])
         return event
-    values = [json.dumps(getattr(event, n)) if n in _JSON_COLUMNS else getattr(event, n) for n in _COLUMNS]
     with connection.cursor() as cursor:
-        cursor.execute(_PG_APPEND_IF.format(precondition=precondition.sql), [*values, *precondition.params])
+        cursor.execute(_PG_APPEND_IF.format(precondition=precondition.sql), [*built.values(), *precondition.params])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -253,10 +283,11 @@ def audit_append_many(events: Sequence[PendingEvent]) -> list[AuditEvent]:
         _insert_postgresql(built)
     else:
         _insert_others(built)
-    return built
+    return [b.event for b in built]
 
 
-def _insert_others(events: list[AuditEvent]) -> None:
+def _insert_others(built: list[_Built]) -> None:
+    events = [b.event for b in built]
     with transaction.atomic():
         AuditEvent.objects.bulk_create(events)
         PendingSeal.objects.bulk_create(
@@ -264,13 +295,13 @@ def _insert_others(events: list[AuditEvent]) -> None:
         )
 
 
-def _insert_postgresql(events: list[AuditEvent]) -> None:
-    if len(events) == 1:
+def _insert_postgresql(built: list[_Built]) -> None:
+    events = [b.event for b in built]
+    if len(built) == 1:
         # One statement: atomic by itself even in autocommit (the runtime check saves BEGIN and COMMIT).
         event = events[0]
-        values = [json.dumps(getattr(event, n)) if n in _JSON_COLUMNS else getattr(event, n) for n in _COLUMNS]
         with connection.cursor() as cursor:
-            cursor.execute(_PG_APPEND_ONE, values)
+            cursor.execute(_PG_APPEND_ONE, built[0].values())
             row = cursor.fetchone()
         assert row is not None
         event.pk = row[0]
@@ -282,13 +313,8 @@ def _insert_postgresql(events: list[AuditEvent]) -> None:
             event.pk = event_id
             event._state.adding = False
         with cursor.copy(_PG_COPY_EVENTS) as copy:
-            for event in events:
-                copy.write_row(
-                    (
-                        event.pk,
-                        *(json.dumps(getattr(event, n)) if n in _JSON_COLUMNS else getattr(event, n) for n in _COLUMNS),
-                    )
-                )
+            for row in built:
+                copy.write_row((row.event.pk, *row.values()))
         with cursor.copy(_PG_COPY_PENDING) as copy:
             for event in events:
                 copy.write_row((event.pk, event.digest, event.occurred_at))

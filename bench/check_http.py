@@ -24,6 +24,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -197,8 +198,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_pair() -> int:
+    """A port whose next one is free too (Cerbos listens on both: HTTP and gRPC)."""
+    for _ in range(100):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port + 1))
+            except OSError:
+                continue
+        return port
+    raise SystemExit("no two free ports in a row for the Cerbos PDP")
+
+
 @contextmanager
-def gunicorn(env: dict[str, str], port: int, workers: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def gunicorn(
+    env: dict[str, str], port: int, workers: int, log: Path, extra: list[str]
+) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [
         str(ROOT / ".venv" / "bin" / "gunicorn"),
         "config.wsgi",
@@ -208,6 +224,7 @@ def gunicorn(env: dict[str, str], port: int, workers: int, log: Path) -> Iterato
         f"{HOST}:{port}",
         "--log-level",
         "warning",
+        *extra,
     ]
     with log.open("wb") as out:
         # Its own session, so the master and its workers can be stopped together by the master's id.
@@ -448,7 +465,7 @@ def sealer(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
 @contextmanager
 def cerbos(start: Path, log: Path) -> Iterator[tuple[int, int]]:
     """The peer: a Cerbos PDP with its decision log on, started by its own script. Yields (port, pid)."""
-    port = free_port()
+    port = free_port_pair()
     out = subprocess.run([str(start), str(port), str(log)], capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
         raise SystemExit(f"the Cerbos PDP did not start:\n{out.stderr[-3000:]}")
@@ -482,7 +499,7 @@ def measure(args: argparse.Namespace, env: dict[str, str], token: str) -> tuple[
     peer_dir = args.peers / "cerbos"
     env["CUSTOS_BENCH_CERBOS_BODY"] = str(peer_dir / "request.json")
     with (
-        gunicorn(env, port, args.workers, logs / "bench-gunicorn.log") as proc,
+        gunicorn(env, port, args.workers, logs / "bench-gunicorn.log", shlex.split(args.gunicorn)) as proc,
         sealer(env, logs / "bench-sealer.log") as sealing,
         cerbos(peer_dir / "start", logs / "bench-cerbos-decisions.log") as (peer_port, peer_pid),
     ):
@@ -518,6 +535,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternations of health and check per connection count")
     parser.add_argument(
         "--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn workers (README: 2 x cores)"
+    )
+    parser.add_argument(
+        "--gunicorn", default="", help='more gunicorn options, e.g. "--worker-class gthread --threads 4"'
     )
     parser.add_argument("--peers", type=Path, default=PEERS, help="where the peers' start scripts are")
     parser.add_argument("--settings", default="config.settings", help="Django settings module, to compare variants")

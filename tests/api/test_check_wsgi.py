@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 
 from audit.models import AuditEvent
-from governance.api.check_wsgi import CheckFastPath
+from governance.api.check_wsgi import HEALTH_CHECK_AFTER_IDLE, CheckFastPath
 from tests.factories import make_chain, make_chain_tokens
 from tests.governance.test_runtime_failclosed import database_unreachable
 
@@ -254,3 +254,85 @@ def test_production_serves_through_the_hot_path() -> None:
 
     assert isinstance(config.wsgi.application, CheckFastPath)
     assert isinstance(config.wsgi.application.app, WSGIHandler)
+
+
+@pytest.fixture
+def django_manages_connections() -> Iterator[None]:
+    # What the module's autouse fixture turns off: connections checked, kept and dropped per request.
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+    yield
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+
+
+@pytest.fixture
+def health_checks(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Each health check Django runs on the default connection, with its answer (the real one)."""
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    real = type(wrapper).is_usable
+    seen: list[bool] = []
+
+    def counted(self: Any) -> bool:
+        usable = real(self)
+        seen.append(usable)
+        return usable
+
+    monkeypatch.setattr(type(wrapper), "is_usable", counted)
+    return seen
+
+
+def _terminate_backend() -> None:
+    """Close the default connection from the server's side, as a database restart would."""
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    pid = wrapper.connection.info.backend_pid
+    other = wrapper.get_new_connection(wrapper.get_connection_params())
+    try:
+        other.autocommit = True
+        other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    finally:
+        other.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_connection_is_not_health_checked_before_every_check(
+    chain: dict[str, Any], django_manages_connections: None, health_checks: list[bool]
+) -> None:
+    app = CheckFastPath(Counting())
+    body, authorization = check_body(chain["resource"].name), f"Bearer {chain['tokens'][1]}"
+    call(app, body, authorization=authorization)
+    checked = len(health_checks)
+    for _ in range(3):
+        assert call(app, body, authorization=authorization).json()["decision"] == "allow"
+    assert len(health_checks) == checked, "a connection used a moment ago is not checked again"
+    app._last_use.at -= HEALTH_CHECK_AFTER_IDLE
+    assert call(app, body, authorization=authorization).json()["decision"] == "allow"
+    assert health_checks[checked:] == [True], "one idle for longer is checked first"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_while_idle_is_replaced_before_the_check(
+    chain: dict[str, Any], django_manages_connections: None, health_checks: list[bool]
+) -> None:
+    app = CheckFastPath(Counting())
+    body, authorization = check_body(chain["resource"].name), f"Bearer {chain['tokens'][1]}"
+    assert call(app, body, authorization=authorization).json()["decision"] == "allow"
+    _terminate_backend()
+    app._last_use.at -= HEALTH_CHECK_AFTER_IDLE
+    answer = call(app, body, authorization=authorization)
+    assert answer.status == 200 and answer.json()["decision"] == "allow"
+    assert health_checks[-1] is False, "the lost connection was found by the health check and replaced"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_under_traffic_fails_one_check_closed_then_is_replaced(
+    chain: dict[str, Any], django_manages_connections: None
+) -> None:
+    app = CheckFastPath(Counting())
+    body, authorization = check_body(chain["resource"].name), f"Bearer {chain['tokens'][1]}"
+    assert call(app, body, authorization=authorization).json()["decision"] == "allow"
+    _terminate_backend()
+    lost = call(app, body, authorization=authorization)
+    assert lost.status == 503 and lost.json()["decision"] == "deny"
+    again = call(app, body, authorization=authorization)
+    assert again.status == 200 and again.json()["decision"] == "allow"
