@@ -9,7 +9,8 @@ Only the server of DATABASE_URL is used: the benchmark creates a scratch databas
 Each writer is a separate (forked) process with its own connection (the production settings: prepared
 statements, persistent connection), and every event is its own transaction, as a service call is:
 
-- baseline: ``INSERT`` of the same row into a table shaped like the audit log, without the chain;
+- baseline: ``INSERT`` of the same row (its stored JSON content included) into a copy of the log's
+            table (``LIKE audit_auditevent INCLUDING ALL``: same columns and indexes), without the chain;
 - audit:    ``audit.services.audit_append`` — canonical JSON and its digest in Python, then the
             one statement that inserts the event and its entry in the sealer's queue.
 
@@ -35,31 +36,13 @@ from urllib.parse import urlsplit, urlunsplit
 REPO = Path(__file__).resolve().parents[1]
 WRITER_COUNTS = (1, 4, 16, 32)
 
-BASELINE_TABLE = """
-CREATE TABLE bench_plain_event (
-    id bigserial PRIMARY KEY,
-    digest varchar(64) NOT NULL UNIQUE,
-    occurred_at timestamptz NOT NULL,
-    actor_kind varchar(10) NOT NULL,
-    actor_id varchar(64) NOT NULL,
-    actor_label varchar(200) NOT NULL,
-    on_behalf_of jsonb NOT NULL,
-    action varchar(80) NOT NULL,
-    target_type varchar(40) NOT NULL,
-    target_id varchar(64) NOT NULL,
-    target_label varchar(200) NOT NULL,
-    context jsonb NOT NULL
-);
-CREATE INDEX bench_plain_event_occurred ON bench_plain_event (occurred_at);
-CREATE INDEX bench_plain_event_action ON bench_plain_event (action);
-CREATE INDEX bench_plain_event_target ON bench_plain_event (target_type, target_id);
-CREATE INDEX bench_plain_event_actor ON bench_plain_event (actor_kind, actor_id);
-"""
+# The same table as the log (columns, indexes, constraints), without its triggers, sealer queue or chain.
+BASELINE_TABLE = "CREATE TABLE bench_plain_event (LIKE audit_auditevent INCLUDING ALL)"
 
 BASELINE_INSERT = """
-INSERT INTO bench_plain_event (digest, occurred_at, actor_kind, actor_id, actor_label, on_behalf_of, action,
-                               target_type, target_id, target_label, context)
-VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb)
+INSERT INTO bench_plain_event (digest, canonical, nonce, occurred_at, actor_kind, actor_id, actor_label,
+                               on_behalf_of, action, target_type, target_id, target_label, context)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb)
 """
 
 
@@ -95,20 +78,34 @@ def _worker(index: int, commands: Any, results: Any) -> None:
     from audit.services import Actor, Target, audit_append
 
     def baseline(i: int) -> None:
+        # The row the log stores for the same event, its stored content included, encoded plainly.
         e = _event(index, i)
+        at = timezone.now()
+        on_behalf_of, context = json.dumps(e["on_behalf_of"]), json.dumps(e["context"])
+        target_type, target_id, target_label = e["target"]
+        content = json.dumps(
+            {"occurred_at": at.isoformat(), "actor": {"kind": "system", "id": "", "label": e["actor_label"]},
+             "on_behalf_of": e["on_behalf_of"], "action": e["action"], "context": e["context"],
+             "target": {"type": target_type, "id": target_id, "label": target_label}},
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        )  # fmt: skip
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 BASELINE_INSERT,
                 [
                     secrets.token_hex(32),
-                    timezone.now(),
+                    content,
+                    secrets.token_hex(16),
+                    at,
                     "system",
                     "",
                     e["actor_label"],
-                    json.dumps(e["on_behalf_of"]),
+                    on_behalf_of,
                     e["action"],
-                    *e["target"],
-                    json.dumps(e["context"]),
+                    target_type,
+                    target_id,
+                    target_label,
+                    context,
                 ],
             )
 

@@ -45,12 +45,16 @@ def append_events(n: int = N) -> list[AuditEvent]:
     ]
 
 
-@pytest.fixture(params=["postgresql", "python"])
+@pytest.fixture(params=["postgresql", "postgresql-pieces", "python"])
 def walker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Verification walks the chain inside PostgreSQL, or seal by seal in Python (SQLite, or content
-    PostgreSQL cannot parse): every tampering case runs through both, and both must name it alike."""
+    """Verification walks the chain inside PostgreSQL (a long log in pieces of ``CHUNK`` seals: here 3,
+    one after the other in the test's connection), or seal by seal in Python (SQLite, or content
+    PostgreSQL cannot parse): every tampering case runs through each, and each must name it alike."""
     if request.param == "python":
         monkeypatch.setattr(verification, "_walk_in_postgresql", verification._walk_in_python)
+    if request.param == "postgresql-pieces":
+        monkeypatch.setattr(verification, "CHUNK", 3)
+        monkeypatch.setattr(verification, "WORKERS", 1)
     return str(request.param)
 
 
@@ -530,3 +534,33 @@ def test_manage_py_audit_verify_exits_zero_on_a_good_log_and_one_after_tampering
     assert "BROKEN at event #3" in broken.stderr
     assert "expected event #3 here, found #4" in broken.stderr
     assert "OK" not in broken.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_log_is_verified_in_pieces_at_once_each_in_its_own_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verification, "CHUNK", 4)
+    monkeypatch.setattr(verification, "WORKERS", 3)
+    append_events(14)
+    assert sealer.seal_pending() == 14
+    threads: set[str] = set()
+    check = verification._check_piece
+
+    def noted(piece: Any) -> Any:
+        import threading
+
+        threads.add(threading.current_thread().name)
+        return check(piece)
+
+    monkeypatch.setattr(verification, "_check_piece", noted)
+    result = verify_chain()
+    assert result.ok and result.checked == 14 and result.head_seq == 14
+    assert len(threads) > 1 and all(name.startswith("audit-verify") for name in threads)
+    with superuser_connection() as tamper:
+        for seq, assignment in ((10, "action = 'nothing.happened'"), (7, "actor_label = 'mallory'")):
+            tamper.execute(
+                f"UPDATE audit_auditevent SET {assignment} WHERE id = (SELECT event_id FROM audit_seal WHERE seq = %s)",
+                [seq],
+            )
+    result = verify_chain()
+    assert (result.ok, result.first_bad_seq, result.checked) == (False, 7, 6)
+    assert result.problem == "the event's fields do not match its recorded content"
