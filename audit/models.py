@@ -40,7 +40,9 @@ class AuditEvent(models.Model):
     # Insertion order: close to time order, but a late commit may be sealed after a later id.
     id = models.BigAutoField(primary_key=True)
     # SHA-256 of the event's content (audit.hashing): its public id (a decision's id), known before sealing.
-    digest = models.CharField(max_length=64, unique=True, editable=False)
+    # Unique by a constraint, not unique=True: that would add a second (LIKE-pattern) index on PostgreSQL,
+    # one more random-key index to update per append, for queries nobody makes on a hash.
+    digest = models.CharField(max_length=64, editable=False)
     # Random, part of the content: two otherwise identical events (the same check twice in one
     # microsecond) still have distinct digests. Empty for events written before sealing existed.
     nonce = models.CharField(max_length=32, blank=True, default="", editable=False)
@@ -67,6 +69,7 @@ class AuditEvent(models.Model):
             models.Index(fields=["target_type", "target_id", "-id"], name="audit_target_idx"),
             models.Index(fields=["actor_kind", "actor_id", "-id"], name="audit_actor_idx"),
         ]
+        constraints = [models.UniqueConstraint(fields=["digest"], name="audit_event_digest_unique")]
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor_label} ({self.digest[:12]})"
@@ -82,14 +85,22 @@ class Seal(models.Model):
     """An event's place in the chain. Written by the sealer only, never changed."""
 
     seq = models.BigIntegerField(primary_key=True)
-    event = models.OneToOneField(AuditEvent, on_delete=models.PROTECT, related_name="seal", editable=False)
+    # No foreign key in the database (db_constraint=False), here and in the queue: its check locks the
+    # event's row (FOR KEY SHARE), writing to it again, for every seal. Events are never deleted (the
+    # triggers refuse it), and verification joins every seal to its event.
+    event = models.OneToOneField(
+        AuditEvent, on_delete=models.PROTECT, related_name="seal", editable=False, db_constraint=False
+    )
     prev_hash = models.CharField(max_length=64, editable=False)
-    hash = models.CharField(max_length=64, unique=True, editable=False)
+    hash = models.CharField(max_length=64, editable=False)
     sealed_at = models.DateTimeField(editable=False)
 
     class Meta:
         ordering = ["seq"]
-        constraints = [models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_seal_seq_positive")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_seal_seq_positive"),
+            models.UniqueConstraint(fields=["hash"], name="audit_seal_hash_unique"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq}"
@@ -99,7 +110,9 @@ class PendingSeal(models.Model):
     """The sealer's queue: one row per committed event not sealed yet. Written with the event, in the
     same transaction; removed by the sealer in the transaction that seals it."""
 
-    event = models.OneToOneField(AuditEvent, on_delete=models.DO_NOTHING, primary_key=True, related_name="+")
+    event = models.OneToOneField(
+        AuditEvent, on_delete=models.DO_NOTHING, primary_key=True, related_name="+", db_constraint=False
+    )
     digest = models.CharField(max_length=64)
     occurred_at = models.DateTimeField()
 

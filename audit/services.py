@@ -12,13 +12,14 @@ import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.hashing import canonical, digest_of, event_document
+from audit.hashing import canonical, content_document, digest_of
 from audit.models import ActorKind, AuditEvent, PendingSeal
 
 
@@ -192,23 +193,31 @@ def _event(pending: PendingEvent, occurred_at: Any) -> _Built:
     plain = _Plain()
     on_behalf_of, on_behalf_of_text = plain.with_text(list(pending.on_behalf_of))
     context, context_text = plain.with_text(pending.context)
-    event = AuditEvent(
-        nonce=secrets.token_hex(16),
-        occurred_at=occurred_at,
-        actor_kind=pending.actor.kind,
-        actor_id=pending.actor.id,
-        actor_label=pending.actor.label[:200],
-        on_behalf_of=on_behalf_of,
-        action=pending.action,
-        target_type=target.type,
-        target_id=target.id,
-        target_label=target.label[:200],
-        context=context,
-    )
-    content = canonical(event_document(event), floats=plain.floats)
-    event.canonical = content.decode()
-    event.digest = digest_of(content)
+    fields: dict[str, Any] = {
+        "nonce": secrets.token_hex(16),
+        "occurred_at": occurred_at,
+        "actor_kind": pending.actor.kind,
+        "actor_id": pending.actor.id,
+        "actor_label": pending.actor.label[:200],
+        "on_behalf_of": on_behalf_of,
+        "action": pending.action,
+        "target_type": target.type,
+        "target_id": target.id,
+        "target_label": target.label[:200],
+        "context": context,
+    }
+    content = canonical(content_document(**fields), floats=plain.floats)
+    fields["canonical"] = content.decode()
+    fields["digest"] = digest_of(content)
+    # Positional arguments in the model's field order: Django's fast path, half the cost of keywords.
+    model: Any = AuditEvent  # the stubs' plugin types keyword construction only
+    event: AuditEvent = model(*(fields.get(name) for name in _event_fields()))
     return _Built(event, {"on_behalf_of": on_behalf_of_text, "context": context_text})
+
+
+@cache
+def _event_fields() -> tuple[str, ...]:
+    return tuple(field.attname for field in AuditEvent._meta.concrete_fields)
 
 
 def audit_append(
