@@ -76,7 +76,7 @@ def canonical(document: Any, *, floats: bool | None = None) -> bytes:
     rfc8785 library otherwise. ``floats`` says whether ``document`` holds any, when the caller knows."""
     if not (has_floats(document) if floats is None else floats):
         text = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        if not _ASTRAL.search(text):
+        if text.isascii() or not _ASTRAL.search(text):
             return text.encode()
     return rfc8785.dumps(document)
 

@@ -113,9 +113,31 @@ class _Plain:
     def __call__(self, value: Any) -> Any:
         return self.with_text(value)[0]
 
+    def _plain(self, value: Any) -> bool:
+        """Whether ``value`` comes back from JSON unchanged: exact types only (no str or int subclasses,
+        no tuples, string keys), integers and floats the round trip keeps."""
+        kind = type(value)
+        if kind is str or kind is bool or value is None:
+            return True
+        if kind is int:
+            return -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT
+        if kind is float:
+            if math.isfinite(value) and abs(value) <= _MAX_EXACT_INT:
+                self.floats = True
+                return True
+            return False
+        if kind is dict:
+            return all(type(key) is str and self._plain(item) for key, item in value.items())
+        if kind is list:
+            return all(self._plain(item) for item in value)
+        return False
+
     def with_text(self, value: Any) -> tuple[Any, str]:
         """The plain value and its JSON text (for a jsonb column): the encoder's own text when the parser
-        changed nothing, which saves encoding it a second time."""
+        changed nothing, which saves encoding it a second time. A value that is plain JSON already (what
+        services and checks write) is used as it is, after one walk over it, and encoded once."""
+        if self._plain(value):
+            return value, json.dumps(value)
         self.changed = False
         text = json.dumps(value, cls=DjangoJSONEncoder)
         plain = json.loads(text, parse_int=self._int, parse_float=self._float, parse_constant=self._constant)

@@ -188,6 +188,7 @@ def test_an_empty_bulk_append_writes_nothing() -> None:
         pytest.param({"floats": [0.1, 1.0, 3.0, 1e-7, -2.5e-300, 123456789.125]}, id="floats"),
         pytest.param({"big": 2**53 - 1, "neg": -(2**53 - 1)}, id="largest-safe-integers"),
         pytest.param({"huge": 2**63, "float_as_int": 1e16, "big_float": 1.5e300}, id="numbers-beyond-the-safe-range"),
+        pytest.param({"huge": [-(2**53)], "ok": 1}, id="an-integer-beyond-the-safe-range-alone"),
         pytest.param({"nan": float("nan"), "inf": float("inf")}, id="non-finite-floats"),
         pytest.param(
             {"text": "émoji 🚀, tab\t, nul-free, 'quotes' \"double\" \\ backslash", "": "empty key"}, id="text"
@@ -196,10 +197,14 @@ def test_an_empty_bulk_append_writes_nothing() -> None:
     ],
 )
 def test_any_context_the_services_may_write_verifies(context: dict[str, Any]) -> None:
-    audit_append(actor=Actor.system(), action="edge.case", context=context)
+    event = audit_append(actor=Actor.system(), action="edge.case", context=context)
     sealer.seal_pending()
     result = verify_chain()
     assert result.ok and result.checked == 1, result
+    # What is stored is RFC 8785 exactly, so that any outside verifier encoding the document gets the
+    # same bytes: I-JSON numbers only, ECMAScript's number format.
+    stored = AuditEvent.objects.get(pk=event.pk).canonical
+    assert stored.encode() == rfc8785.dumps(json.loads(stored))
 
 
 def test_the_event_time_is_an_aware_utc_instant(events: list[AuditEvent]) -> None:
