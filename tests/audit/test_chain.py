@@ -345,6 +345,12 @@ def test_a_deleted_event_and_its_seal_are_detected(events: list[AuditEvent]) -> 
     assert_broken_at(1, problem="expected event #1 here")
 
 
+def test_an_event_deleted_under_its_seal_is_detected(events: list[AuditEvent]) -> None:
+    with bypassing_triggers() as cursor:
+        cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [event_at(5).pk])
+    assert_broken_at(5, problem="the event this seal records is missing")
+
+
 def test_a_forged_event_spliced_in_by_renumbering_is_detected(events: list[AuditEvent]) -> None:
     before = Seal.objects.get(seq=4)
     forged = {
