@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from audit import checkpoints
@@ -139,7 +139,9 @@ SELECT seq, prev_seq, problem FROM (
         WHERE seq > %(start)s AND seq <= %(head)s
         WINDOW w AS (ORDER BY seq)
     ) s
-    LEFT JOIN audit_auditevent e ON e.id = s.event_id
+    -- A lookup by primary key per seal, whatever the statistics say (OFFSET 0: never turned into a hash
+    -- join over the whole log, which a fresh log's missing statistics can make the planner choose).
+    LEFT JOIN LATERAL (SELECT * FROM audit_auditevent WHERE id = s.event_id OFFSET 0) e ON true
     -- OFFSET 0 keeps the subquery from being inlined: the content is parsed once, not once per use of d.
     LEFT JOIN LATERAL (SELECT e.canonical::jsonb AS d OFFSET 0) parsed ON true
 ) checked
@@ -326,9 +328,13 @@ def _unsealed(*, since_seq: int) -> int:
     if since_seq:
         anchor_event = Seal.objects.filter(seq=since_seq).values_list("event_id", flat=True).first() or 0
         events = events.filter(id__gt=anchor_event)
+    # NOT EXISTS, one index probe each: a NOT IN over the queue is planned as a scan of the queue per
+    # event once its statistics say it is large (after a burst), which took minutes at a million events.
     stray = (
-        events.filter(seal__isnull=True)
-        .exclude(pk__in=PendingSeal.objects.values("event_id"))
+        events.filter(
+            ~Exists(Seal.objects.filter(event_id=OuterRef("pk"))),
+            ~Exists(PendingSeal.objects.filter(event_id=OuterRef("pk"))),
+        )
         .order_by("id")
         .values_list("digest", flat=True)
         .first()
