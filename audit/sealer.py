@@ -2,7 +2,8 @@
 
 A batch is one transaction: take up to ``batch`` queued events (removing them from the queue), in the
 order they became visible (event id, within what this transaction sees), chain each to the one before
-(``audit.hashing.chain_hash``), write their seals and move the chain head. A sealer killed mid-batch
+(``audit.hashing.chain_hash``), write their seals and move the chain head; on PostgreSQL all in one call of the database function
+``audit_seal_batch`` (migration 0009), in Python elsewhere. A sealer killed mid-batch
 leaves nothing behind (the transaction rolls back: no gap, no duplicate); the next batch starts where
 the head says.
 
@@ -59,34 +60,26 @@ def _try_lock(*, session: bool) -> bool:
 
 def _take(batch: int) -> list[tuple[int, str, datetime]]:
     """Remove up to ``batch`` events from the queue and return them, oldest id first."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM audit_pendingseal WHERE event_id IN "
-                "(SELECT event_id FROM audit_pendingseal ORDER BY event_id LIMIT %s) "
-                "RETURNING event_id, digest, occurred_at",
-                [batch],
-            )
-            rows = cursor.fetchall()
-        return sorted(rows)
     taken = list(PendingSeal.objects.order_by("event_id").values_list("event_id", "digest", "occurred_at")[:batch])
     PendingSeal.objects.filter(event_id__in=[row[0] for row in taken]).delete()
     return taken
 
 
-def _write(seals: list[Seal]) -> None:
-    if connection.vendor == "postgresql":
-        copy_sql = "COPY audit_seal (seq, event_id, prev_hash, hash, sealed_at) FROM STDIN"
-        with connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            for seal in seals:
-                copy.write_row((seal.seq, seal.event_id, seal.prev_hash, seal.hash, seal.sealed_at))
-        return
-    Seal.objects.bulk_create(seals)
-
-
 def seal_batch(*, batch: int = BATCH) -> Sealed:
     """Seal up to ``batch`` pending events. Returns how many (0 when none are pending, or when another
-    sealer holds the lock: the process holding it takes its own lock again here, others cannot)."""
+    sealer holds the lock: the process holding it takes its own lock again here, others cannot).
+
+    On PostgreSQL in one call (``audit_seal_batch``, migration 0009: the same steps, one round trip);
+    elsewhere in Python, below."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM audit_seal_batch(%s, %s)", [LOCK_KEY, batch])
+            row = cursor.fetchone()
+        assert row is not None
+        count, head_seq, waited = row
+        if head_seq is None:
+            raise HeadMissing("the audit chain head is missing: sealing stopped (see docs/operations.md)")
+        return Sealed(count, head_seq, waited)
     with transaction.atomic():
         if not _try_lock(session=False):
             return Sealed(0, ChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0)
@@ -104,7 +97,7 @@ def seal_batch(*, batch: int = BATCH) -> Sealed:
             sealed_hash = chain_hash(seq, prev, digest)
             seals.append(Seal(seq=seq, event_id=event_id, prev_hash=prev, hash=sealed_hash, sealed_at=now))
             prev = sealed_hash
-        _write(seals)
+        Seal.objects.bulk_create(seals)
         ChainHead.objects.filter(pk=1).update(seq=seq, hash=prev, sealed_at=now)
         waited = max((now - occurred).total_seconds() for _, _, occurred in taken)
         return Sealed(len(seals), seq, waited)
