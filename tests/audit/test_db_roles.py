@@ -78,10 +78,13 @@ def test_the_application_may_add_to_the_log_and_never_change_it(roles: tuple[str
             "DELETE FROM audit_seal",
             "UPDATE audit_chainhead SET seq = 0",
             "DELETE FROM audit_pendingseal",
+            # The sealer's function runs with its caller's privileges: the application cannot seal with it.
+            f"SELECT * FROM audit_seal_batch({sealer.LOCK_KEY}, 10)",
         ):
             message = refused(conn, sql)
             assert "permission denied" in message or "must be owner" in message, (sql, message)
     assert Seal.objects.get(seq=1).event.digest == event.digest
+    assert PendingSeal.objects.count() == 1, "the application's event still waits for the sealer"
 
 
 def test_the_sealer_may_seal_and_do_nothing_else(roles: tuple[str, str]) -> None:
