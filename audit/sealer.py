@@ -2,10 +2,10 @@
 
 A batch is one transaction: take up to ``batch`` queued events (removing them from the queue), in the
 order they became visible (event id, within what this transaction sees), chain each to the one before
-(``audit.hashing.chain_hash``), write their seals and move the chain head; on PostgreSQL all in one call of the database function
-``audit_seal_batch`` (migration 0009), in Python elsewhere. A sealer killed mid-batch
-leaves nothing behind (the transaction rolls back: no gap, no duplicate); the next batch starts where
-the head says.
+(``audit.hashing.chain_hash``), write their seals and move the chain head; on PostgreSQL all in one
+call of the database function ``audit_seal_batch`` (migration 0009), in Python elsewhere. A sealer
+killed mid-batch leaves nothing behind (the transaction rolls back: no gap, no duplicate); the next
+batch starts where the head says.
 
 One at a time across every machine, by the database: the batch holds the chain head's row lock, and on
 PostgreSQL a sealer first takes an advisory lock (``pg_try_advisory_lock``), so a second sealer started
