@@ -48,12 +48,13 @@ class Sealed:
     oldest_waited: float = 0.0  # seconds the oldest event of the batch waited to be sealed
 
 
-def _try_lock(*, session: bool) -> bool:
+def _try_lock() -> bool:
+    """The sealer's session lock, held while ``run`` seals (each batch also takes it for its transaction,
+    inside ``audit_seal_batch``)."""
     if connection.vendor != "postgresql":
         return True  # SQLite: one writer at a time anyway (IMMEDIATE transactions), and one sealer in make run
-    function = "pg_try_advisory_lock" if session else "pg_try_advisory_xact_lock"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {function}(%s)", [LOCK_KEY])
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
         row = cursor.fetchone()
     return bool(row and row[0])
 
@@ -81,8 +82,6 @@ def seal_batch(*, batch: int = BATCH) -> Sealed:
             raise HeadMissing("the audit chain head is missing: sealing stopped (see docs/operations.md)")
         return Sealed(count, head_seq, waited)
     with transaction.atomic():
-        if not _try_lock(session=False):
-            return Sealed(0, ChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0)
         head = ChainHead.objects.select_for_update().filter(pk=1).first()
         if head is None:
             raise HeadMissing("the audit chain head is missing: sealing stopped (see docs/operations.md)")
@@ -135,7 +134,7 @@ def run(*, idle_seconds: float | None = None, stop: object | None = None) -> Non
     standby_logged = False
     while not getattr(stop, "is_set", lambda: False)():
         _name_connection()
-        if not _try_lock(session=True):
+        if not _try_lock():
             if not standby_logged:
                 log.info("another sealer holds the lock; standing by")
                 standby_logged = True

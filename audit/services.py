@@ -110,9 +110,6 @@ class _Plain:
         self.changed = True
         return name.lower()
 
-    def __call__(self, value: Any) -> Any:
-        return self.with_text(value)[0]
-
     def _plain(self, value: Any) -> bool:
         """Whether ``value`` comes back from JSON unchanged: exact types only (no str or int subclasses,
         no tuples, string keys), integers and floats the round trip keeps."""
@@ -142,10 +139,6 @@ class _Plain:
         text = json.dumps(value, cls=DjangoJSONEncoder)
         plain = json.loads(text, parse_int=self._int, parse_float=self._float, parse_constant=self._constant)
         return plain, (json.dumps(plain) if self.changed else text)
-
-
-def _plain_json(value: Any) -> Any:
-    return _Plain()(value)
 
 
 _COLUMNS = (

@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 from statistics import median
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+import scratch as scratch_db  # bench/scratch.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 WRITER_COUNTS = (1, 4, 16, 32)
@@ -163,35 +164,15 @@ def _sealing_delays(*, after_id: int) -> list[float]:
     return [(sealed - occurred).total_seconds() for sealed, occurred in rows]
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def _admin_connection(url: str) -> Any:
-    """A connection for CREATE/DROP DATABASE: to DATABASE_URL's database, else the maintenance one."""
-    import psycopg
-
-    try:
-        return psycopg.connect(url, autocommit=True)
-    except psycopg.OperationalError:
-        return psycopg.connect(_with_database(url, "postgres"), autocommit=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=1.5, help="length of each measured phase (default 1.5)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds over all writer counts; medians reported")
     args = parser.parse_args()
 
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        sys.exit("set DATABASE_URL to a PostgreSQL server (postgres://USER@HOST:PORT/DB)")
-    scratch = f"custos_bench_{os.getpid()}"
-    scratch_url = _with_database(url, scratch)
+    url = scratch_db.server_url()
     began = time.monotonic()
-    with _admin_connection(url) as admin:
-        admin.execute(f'CREATE DATABASE "{scratch}"')
+    scratch, scratch_url = scratch_db.create(url)
     # Fork (after Django is set up, with no connection open) rather than spawn: eight writers start at
     # once instead of each importing Django again.
     ctx = mp.get_context("fork")
@@ -289,8 +270,7 @@ def main() -> None:
             worker.join(timeout=10)
             if worker.is_alive():
                 worker.kill()
-        with _admin_connection(url) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        scratch_db.drop(url, scratch)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+import scratch as scratch_db  # bench/scratch.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,10 +35,6 @@ COLUMNS = (
     "digest", "canonical", "nonce", "occurred_at", "actor_kind", "actor_id", "actor_label", "on_behalf_of",
     "action", "target_type", "target_id", "target_label", "context",
 )  # fmt: skip
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 def _events(n: int, start: int = 0) -> list[Any]:
@@ -91,16 +88,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="bulk append and sealer backlog (100,000)")
     parser.add_argument("--verify-events", type=int, default=1_000_000, help="events verified (1,000,000)")
     args = parser.parse_args()
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        sys.exit("set DATABASE_URL to a PostgreSQL server (postgres://USER@HOST:PORT/DB)")
-    import psycopg
-
-    scratch = f"custos_bench_{os.getpid()}"
-    with psycopg.connect(_with_database(url, "postgres"), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{scratch}"')
+    url = scratch_db.server_url()
+    scratch, scratch_url = scratch_db.create(url)
     try:
-        os.environ["DATABASE_URL"] = _with_database(url, scratch)
+        os.environ["DATABASE_URL"] = scratch_url
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
         sys.path.insert(0, str(REPO))
@@ -168,8 +159,7 @@ def main() -> None:
         if not result.ok:
             sys.exit(1)
     finally:
-        with psycopg.connect(_with_database(url, "postgres"), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        scratch_db.drop(url, scratch)
 
 
 if __name__ == "__main__":

@@ -176,14 +176,7 @@ def load_key_versioned(presented: str, scope: str | None, at: datetime) -> chain
     """The key presented as ``load_key`` reads it, whatever its secret (a ``LoadedKey``), with the
     state's version and until when its grant answer stands; None for a prefix Custos never issued."""
     row = _key_row(presented, scope, at, versioned=True)
-    if row is None:
-        return None
-    until = row["grant_changes_at"]
-    return chain.Versioned(
-        state=_loaded_key(row, scope),
-        version=row["state_version"],
-        until=chain.as_datetime(until) if until is not None else None,
-    )
+    return chain.Versioned.of(_loaded_key(row, scope), row) if row is not None else None
 
 
 def authenticate_key(presented: str, at: datetime | None = None) -> AgentPrincipal:

@@ -181,6 +181,12 @@ class Versioned:
     version: int | None
     until: datetime | None
 
+    @classmethod
+    def of(cls, state: Any, row: dict[str, Any]) -> Versioned:
+        """``state`` with the version and grant horizon read beside it (the ``*_VERSIONED`` queries)."""
+        until = row["grant_changes_at"]
+        return cls(state, row["state_version"], as_datetime(until) if until is not None else None)
+
 
 def load_token(jti: str, scope: str | None, at: datetime) -> decision.TokenState | None:
     """An issued token's record and the live chain of its delegation, in one round trip. None when no
@@ -194,15 +200,7 @@ def load_token_versioned(jti: str, scope: str | None, at: datetime) -> Versioned
     round trip."""
     params = _scope_params(scope, at)
     rows = _rows(_TOKEN_SQL_VERSIONED, [jti, *params, *params[:3], *params[:3]])
-    if not rows:
-        return None
-    first = rows[0]
-    until = first["grant_changes_at"]
-    return Versioned(
-        state=_token_from_rows(rows, scope),
-        version=first["state_version"],
-        until=as_datetime(until) if until is not None else None,
-    )
+    return Versioned.of(_token_from_rows(rows, scope), rows[0]) if rows else None
 
 
 def _token_from_rows(rows: list[dict[str, Any]], scope: str | None) -> decision.TokenState:

@@ -25,7 +25,6 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -93,7 +92,3 @@ class LiveState:
 
 
 live = LiveState()
-
-
-def stats() -> dict[str, Any]:
-    return {"entries": len(live), "size": SIZE, "ttl_seconds": TTL}
