@@ -26,6 +26,12 @@ app.conf.beat_schedule = {
         "task": "governance.tasks.flush_repeats",
         "schedule": 60.0,
     },
+    "reviews-generate-pending": {"task": "reviews.tasks.generate_pending", "schedule": 60.0},
+    "reviews-launch-recurring": {"task": "reviews.tasks.launch_recurring", "schedule": 60.0},
+    "reviews-remind-and-escalate": {"task": "reviews.tasks.remind_and_escalate", "schedule": crontab(minute=5)},
+    "reviews-open-recertifications": {"task": "reviews.tasks.open_recertifications", "schedule": crontab(minute=10)},
+    "reviews-open-micro-reviews": {"task": "reviews.tasks.open_micro_reviews", "schedule": 60.0},
+    "reviews-send-notifications": {"task": "reviews.tasks.send_notifications", "schedule": 60.0},
     "verify-audit-chain-nightly": {
         "task": "audit.tasks.verify_chain_task",
         "schedule": crontab(minute=17, hour=3),

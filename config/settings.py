@@ -291,6 +291,27 @@ CUSTOS_AUDIT_WITNESS_URL = env_str("CUSTOS_AUDIT_WITNESS_URL", "") or ""
 # Fingerprints of earlier checkpoint keys (after CUSTOS_AUDIT_CHECKPOINT_SECRET changed) whose checkpoints
 # still count. The current key is always trusted; nothing the database holds is.
 CUSTOS_AUDIT_CHECKPOINT_TRUSTED_KEYS = env_list("CUSTOS_AUDIT_CHECKPOINT_TRUSTED_KEYS", [])
+# Access reviews: a scope unused this many days is advised for revocation; access this close to its end
+# opens a "renew?" item, and a renewal lasts this long (within the grant and delegation maxima);
+# micro-reviews (drift, a sponsor gone, a used just-in-time grant, a leaked key) are due this soon; a
+# decision faster than this after the item was opened counts towards the rubber-stamp signals.
+CUSTOS_REVIEW_UNUSED_DAYS = env_int("CUSTOS_REVIEW_UNUSED_DAYS", 60, minimum=1)
+CUSTOS_RECERT_LEAD_TIME = env_duration("CUSTOS_RECERT_LEAD_TIME", "14d")
+CUSTOS_RECERT_RENEWAL = env_duration("CUSTOS_RECERT_RENEWAL", "30d")
+CUSTOS_MICRO_REVIEW_DUE = env_duration("CUSTOS_MICRO_REVIEW_DUE", "7d")
+CUSTOS_RUBBER_STAMP_SECONDS = env_int("CUSTOS_RUBBER_STAMP_SECONDS", 5, minimum=1)
+# Reminder and escalation emails (Django's email framework): printed to the console under DEBUG
+# (make run), sent over SMTP otherwise.
+EMAIL_BACKEND = env_str(
+    "CUSTOS_EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "") or ""
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "custos@localhost") or "custos@localhost"
 # Console sign-in: failures per username, then per client address, within the lockout window.
 CUSTOS_LOGIN_FAILURE_LIMIT = env_int("CUSTOS_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 CUSTOS_LOGIN_ADDRESS_FAILURE_LIMIT = env_int("CUSTOS_LOGIN_ADDRESS_FAILURE_LIMIT", 100, minimum=1)

@@ -17,6 +17,8 @@ import audit.api_urls
 import audit.urls
 import governance.api.urls
 import governance.urls
+import reviews.api_urls
+import reviews.urls
 from governance import oauth_views
 from governance.api.check import CheckApi
 from governance.api.health import HealthApi
@@ -28,8 +30,16 @@ DOCS_CSP: dict[str, list[str]] = {**_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INL
 api_docs = csp_override(DOCS_CSP)(SpectacularSwaggerSplitView.as_view(url_name="api-schema"))
 
 # Every API v1 endpoint under /api/v1/ but the check and the health probe (which take no console user).
-api_v1_patterns: list[URLPattern | URLResolver] = [*governance.api.urls.urlpatterns, *audit.api_urls.urlpatterns]
-console_patterns: list[URLPattern | URLResolver] = [*governance.urls.urlpatterns, *audit.urls.urlpatterns]
+api_v1_patterns: list[URLPattern | URLResolver] = [
+    *governance.api.urls.urlpatterns,
+    *reviews.api_urls.urlpatterns,
+    *audit.api_urls.urlpatterns,
+]
+console_patterns: list[URLPattern | URLResolver] = [
+    *governance.urls.urlpatterns,
+    *reviews.urls.urlpatterns,
+    *audit.urls.urlpatterns,
+]
 
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import CharField, Count, QuerySet
-from django.db.models.functions import Cast, TruncMinute
+from django.db.models import CharField, Count, Max, QuerySet
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, TruncDate, TruncMinute
 
 from audit.models import ActorKind, AuditEvent
 from console.roles import reads_everything
@@ -188,3 +189,35 @@ def decisions_per_minute(user: Any, start: datetime, minutes: int) -> list[Minut
         MinuteCount(start + timedelta(minutes=i), counts[i]["check.allow"], counts[i]["check.deny"])
         for i in range(minutes)
     ]
+
+
+# --- Use of each scope, from the recorded decisions ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeUse:
+    """How an agent used one scope in a window: allowed checks, on how many days, and the last one."""
+
+    count: int
+    days: int
+    last_at: datetime
+
+
+def scope_usage(agent_ids: list[int] | None, since: datetime) -> dict[tuple[int, str], ScopeUse]:
+    """Allowed checks per (agent, scope) since ``since``, in one grouped query over the decisions (the
+    audit log is their record). ``agent_ids=None`` reads every agent's, for a launch that spans most of
+    them."""
+    events = AuditEvent.objects.filter(action="check.allow", actor_kind=ActorKind.AGENT, occurred_at__gte=since)
+    if agent_ids is not None:
+        events = events.filter(actor_id__in=[str(i) for i in agent_ids])
+    rows = (
+        events.order_by()
+        .values("actor_id", scope=KT("context__scope"))
+        .annotate(n=Count("id"), days=Count(TruncDate("occurred_at"), distinct=True), last=Max("occurred_at"))
+    )
+    usage: dict[tuple[int, str], ScopeUse] = {}
+    for row in rows:
+        actor_id, scope = row["actor_id"], row["scope"]
+        if scope and actor_id.isascii() and actor_id.isdigit():
+            usage[(int(actor_id), str(scope))] = ScopeUse(row["n"], row["days"], row["last"])
+    return usage

@@ -81,12 +81,12 @@ class KeyRevokeApi(ApiView):
     @extend_schema(
         operation_id="keys_revoke",
         tags=["keys"],
-        request=s.ReasonInput,
+        request=s.KeyRevokeInput,
         responses={200: s.AgentKeyOutput, **ACTION_ERRORS},
     )
     def post(self, request: Request, pk: int) -> Response:
         key = get_object_or_404(_keys(request), pk=pk)
-        data = self.validated(s.ReasonInput, request.data)
+        data = self.validated(s.KeyRevokeInput, request.data)
         key = services.agentkey_revoke(actor=Actor.of(request.user), key=key, **data)
         return Response(self.output(s.AgentKeyOutput, key))
 

@@ -153,6 +153,12 @@ class ReasonInput(serializers.Serializer[Any]):
     reason = reason()
 
 
+class KeyRevokeInput(ReasonInput):
+    leaked = serializers.BooleanField(
+        default=False, help_text="Reported leaked: the agent's access then goes to review (a micro-review)."
+    )
+
+
 # --- Resources ------------------------------------------------------------------------------
 
 
@@ -364,6 +370,7 @@ class AgentKeyOutput(serializers.ModelSerializer[AgentKey]):
             "revoked_at",
             "revoked_by",
             "revoked_reason",
+            "leaked",
         ]
         read_only_fields = fields
 

@@ -46,6 +46,8 @@ class AgentKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.CharField(max_length=200, blank=True, default="")
     revoked_reason = models.TextField(blank=True, default="")
+    # Revoked because it was reported leaked: opens a review of the agent (reviews' micro-reviews).
+    leaked = models.BooleanField(default=False)
 
     objects = AgentKeyQuerySet.as_manager()
 

@@ -19,9 +19,9 @@ from governance.services.by_agent import (
     agentkey_rotate_by_agent,
     delegation_create_by_agent,
 )
-from governance.services.delegations import delegation_create, delegation_revoke
+from governance.services.delegations import delegation_create, delegation_renew, delegation_revoke
 from governance.services.drift import DRIFT_REASONS, drift_acknowledge, drift_observe
-from governance.services.grants import grant_create, grant_revoke
+from governance.services.grants import grant_create, grant_renew, grant_revoke
 from governance.services.humans import human_create, human_set_status
 from governance.services.keys import agentkey_create, agentkey_revoke, agentkey_rotate, api_token_create, token_revoke
 from governance.services.resources import parse_scopes, resource_create
@@ -46,11 +46,13 @@ __all__ = [
     "api_token_create",
     "delegation_create",
     "delegation_create_by_agent",
+    "delegation_renew",
     "delegation_revoke",
     "drift_acknowledge",
     "drift_observe",
     "expire_due",
     "grant_create",
+    "grant_renew",
     "grant_revoke",
     "human_create",
     "human_set_status",

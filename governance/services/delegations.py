@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import Actor, Target, audit_append
-from console.errors import ValidationFailed
+from console.errors import Conflict, ValidationFailed
 from governance.chain import delegation_usability
 from governance.models import (
     Agent,
@@ -215,3 +215,45 @@ def delegation_revoke(*, actor: Actor, delegation: Delegation, reason: str = "")
             },
         )
     return links
+
+
+@transaction.atomic
+def delegation_renew(*, actor: Actor, delegation: Delegation, expires_at: datetime, reason: str = "") -> Delegation:
+    """Extend a link in force to a new expiry, bounded as at creation: no later than the configured
+    maximum from now and, below the root, no later than its parent link (a child never outlives its
+    parent). The links below keep their own expiries."""
+    now = timezone.now()
+    link = (
+        Delegation.objects.select_for_update(of=("self",))
+        .select_related("root_human", "delegate")
+        .get(pk=delegation.pk)
+    )
+    if not link.is_in_force(now):
+        raise Conflict(
+            f"Delegation #{link.pk} is {link.status_at(now)}; it cannot be renewed.", code="delegation_not_in_force"
+        )
+    expires_at = require_future(expires_at, "expires_at", now=now)
+    cap_lifetime(expires_at, settings.CUSTOS_DELEGATION_MAX_LIFETIME, "expires_at", now=now, what="A delegation")
+    if expires_at <= link.expires_at:
+        raise ValidationFailed(
+            "A renewal must end later than the delegation does now.", code="renewal_not_later", field="expires_at"
+        )
+    if link.parent_id is not None:
+        parent = Delegation.objects.get(pk=link.parent_id)
+        if expires_at > parent.expires_at:
+            raise ValidationFailed(
+                f"Delegation #{link.pk} cannot outlive its parent link #{parent.pk}; renew the parent first.",
+                code="expiry_exceeds_parent",
+                field="expires_at",
+            )
+    previous = link.expires_at
+    link.expires_at = expires_at
+    link.save(update_fields=["expires_at"])
+    audit_append(
+        actor=actor,
+        action="delegation.renew",
+        target=Target(type="delegation", id=str(link.pk), label=f"{link.root_human.name} → {link.delegate.name}"[:200]),
+        on_behalf_of=[human_ref(link.root_human)],
+        context={"from": previous, "to": expires_at, "reason": reason.strip()},
+    )
+    return link

@@ -122,3 +122,32 @@ def grant_revoke(*, actor: Actor, grant: Grant, reason: str = "") -> Grant:
         context={"scope": grant.scope, "reason": grant.revoked_reason},
     )
     return grant
+
+
+@transaction.atomic
+def grant_renew(*, actor: Actor, grant: Grant, expires_at: datetime, reason: str = "") -> Grant:
+    """Extend a grant in force to a new expiry: a fresh, bounded decision (an agent's grant no later than
+    the configured maximum from now), never an open end for an agent. A grant that has already ended is
+    not renewed: a new grant is a new decision with its own checks."""
+    now = timezone.now()
+    grant = Grant.objects.select_for_update().select_related("resource").get(pk=grant.pk)
+    if not grant.is_in_force(now):
+        state = grant.status if grant.status != GrantStatus.ACTIVE else "expired"
+        raise Conflict(f"{grant.scope} is {state}; it cannot be renewed.", code="grant_not_in_force")
+    expires_at = require_future(expires_at, "expires_at", now=now)
+    if grant.holder_agent_id is not None:
+        cap_lifetime(expires_at, settings.CUSTOS_GRANT_MAX_LIFETIME, "expires_at", now=now, what="An agent's grant")
+    if grant.expires_at is not None and expires_at <= grant.expires_at:
+        raise ValidationFailed(
+            "A renewal must end later than the grant does now.", code="renewal_not_later", field="expires_at"
+        )
+    previous = grant.expires_at
+    grant.expires_at = expires_at
+    grant.save(update_fields=["expires_at"])
+    audit_append(
+        actor=actor,
+        action="grant.renew",
+        target=Target(type="grant", id=str(grant.pk), label=str(grant)[:200]),
+        context={"scope": grant.scope, "from": previous, "to": expires_at, "reason": reason.strip()},
+    )
+    return grant

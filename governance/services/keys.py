@@ -60,19 +60,32 @@ def agentkey_create(
 
 
 @transaction.atomic
-def agentkey_revoke(*, actor: Actor, key: AgentKey, reason: str = "") -> AgentKey:
+def agentkey_revoke(*, actor: Actor, key: AgentKey, reason: str = "", leaked: bool = False) -> AgentKey:
+    """Revoke a key and every token it obtained. ``leaked`` reports it compromised (not merely retired):
+    the agent's access is then reviewed (a micro-review), since whoever holds the key may have used it."""
     key = AgentKey.objects.select_for_update().select_related("agent").get(pk=key.pk)
     if key.revoked_at is not None:
+        if leaked and not key.leaked:
+            # A key retired earlier and found leaked later is still worth a review.
+            key.leaked = True
+            key.save(update_fields=["leaked"])
+            audit_append(
+                actor=actor,
+                action="agentkey.report_leak",
+                target=Target(type="agentkey", id=str(key.pk), label=f"{key.agent.name} {key.display}"),
+                context={"agent": key.agent_id, "prefix": key.prefix, "reason": reason.strip()},
+            )
         return key
     key.revoked_at = timezone.now()
     key.revoked_by = actor.label
     key.revoked_reason = reason.strip()
-    key.save(update_fields=["revoked_at", "revoked_by", "revoked_reason"])
+    key.leaked = leaked
+    key.save(update_fields=["revoked_at", "revoked_by", "revoked_reason", "leaked"])
     audit_append(
         actor=actor,
         action="agentkey.revoke",
         target=Target(type="agentkey", id=str(key.pk), label=f"{key.agent.name} {key.display}"),
-        context={"agent": key.agent_id, "prefix": key.prefix, "reason": key.revoked_reason},
+        context={"agent": key.agent_id, "prefix": key.prefix, "reason": key.revoked_reason, "leaked": leaked},
     )
     # A leaked key's tokens must not outlive it: revoke every token it obtained that is still live
     # (and, through token_revoke, the tokens derived from them).

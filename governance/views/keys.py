@@ -64,6 +64,10 @@ def agent_key_create(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def key_revoke(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     key = get_object_or_404(AgentKey.objects.visible_to(request.user).select_related("agent"), pk=pk)
-    services.agentkey_revoke(actor=Actor.of(request.user), key=key, reason=ReasonForm(request.POST).reason_text())
-    messages.success(request, f"Key {key.display} revoked; it is refused from the next request on.")
+    leaked = request.POST.get("leaked") == "1"
+    services.agentkey_revoke(
+        actor=Actor.of(request.user), key=key, reason=ReasonForm(request.POST).reason_text(), leaked=leaked
+    )
+    follow_up = " Its agent's access goes to review." if leaked else ""
+    messages.success(request, f"Key {key.display} revoked; it is refused from the next request on.{follow_up}")
     return go(request, back(request, reverse("console:agent", args=[key.agent_id])))

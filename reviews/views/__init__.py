@@ -1,0 +1,1 @@
+"""Console pages of access reviews: the reviewer's queue (``queue``) and campaigns (``campaigns``)."""
