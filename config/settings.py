@@ -93,6 +93,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "console.context_processors.roles_of_viewer",
                 "governance.context_processors.console",
+                "reviews.context_processors.console",
             ],
         },
     },
@@ -302,15 +303,20 @@ CUSTOS_MICRO_REVIEW_DUE = env_duration("CUSTOS_MICRO_REVIEW_DUE", "7d")
 CUSTOS_RUBBER_STAMP_SECONDS = env_int("CUSTOS_RUBBER_STAMP_SECONDS", 5, minimum=1)
 # Reminder and escalation emails (Django's email framework): printed to the console under DEBUG
 # (make run), sent over SMTP otherwise.
-EMAIL_BACKEND = env_str(
+_MAIL_BACKEND = env_str(
     "CUSTOS_EMAIL_BACKEND",
     "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
 )
-EMAIL_HOST = env_str("EMAIL_HOST", "localhost") or "localhost"
-EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
-EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "") or ""
-EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "") or ""
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+MAILERS: dict[str, Any] = {"default": {"BACKEND": _MAIL_BACKEND}}
+if _MAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":
+    MAILERS["default"]["OPTIONS"] = {
+        "host": env_str("EMAIL_HOST", "localhost") or "localhost",
+        "port": env_int("EMAIL_PORT", 25, minimum=1, maximum=65535),
+        "username": env_str("EMAIL_HOST_USER", "") or "",
+        "password": env_str("EMAIL_HOST_PASSWORD", "") or "",
+        "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "timeout": 10,
+    }
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "custos@localhost") or "custos@localhost"
 # Console sign-in: failures per username, then per client address, within the lockout window.
 CUSTOS_LOGIN_FAILURE_LIMIT = env_int("CUSTOS_LOGIN_FAILURE_LIMIT", 5, minimum=1)

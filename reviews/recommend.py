@@ -45,9 +45,9 @@ def scopes_advice(
     if not used:
         lasts = [usage[s].last_at for s in scopes if s in usage]
         when = f"last used {_ago(max(lasts), now)}" if lasts else "never used"
-        what = scopes[0] if len(scopes) == 1 else f"none of its {len(scopes)} scopes"
+        what = f"{scopes[0]} unused" if len(scopes) == 1 else f"none of its {len(scopes)} scopes used"
         verb = "let it expire" if renewal else "revoke"
-        return Advice(Decision.REVOKE, f"{verb}: {what} unused for {unused_days} days ({when})")
+        return Advice(Decision.REVOKE, f"{verb}: {what} in {unused_days} days ({when})")
     busiest = max(used.values(), key=lambda u: (u.days, u.count))
     recent_days = min(busiest.days, WINDOW_DAYS)
     rhythm = "daily" if recent_days >= DAILY_SHARE * WINDOW_DAYS else f"on {recent_days} of the last {WINDOW_DAYS} days"

@@ -43,6 +43,16 @@ GENERATION_CHUNK = 2000
 # A generation claim older than this is taken over (its worker died).
 CLAIM_TIMEOUT = timedelta(minutes=10)
 MAX_DURATION_DAYS = 365
+# What may change on a standing campaign (recertification, micro-reviews).
+STANDING_EDITABLE = (
+    "reviewer_rule",
+    "named_reviewer",
+    "fallback_reviewer",
+    "reminder_days",
+    "escalate_after_days",
+    "justification",
+    "bulk_risks",
+)
 EDITABLE = (
     "name",
     "description",
@@ -219,13 +229,22 @@ def campaign_create(*, actor: Actor, **values: Any) -> Campaign:
 def campaign_update(*, actor: Actor, campaign: Campaign, **values: Any) -> Campaign:
     """Change a draft's settings (a launched campaign's are its evidence and stay as launched)."""
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status != CampaignStatus.DRAFT or campaign.is_standing:
+    if campaign.is_standing:
+        # A standing campaign runs for good: who reviews it and how reviewers are chased may change.
+        fixed = set(values) - set(STANDING_EDITABLE)
+        if fixed:
+            raise Conflict(f"A standing campaign's {', '.join(sorted(fixed))} cannot change.", code="campaign_standing")
+    elif campaign.status != CampaignStatus.DRAFT:
         raise Conflict("Only a draft campaign can be edited.", code="campaign_not_draft")
     unknown = set(values) - set(EDITABLE)
     if unknown:
         raise ValidationFailed(f"Unknown settings: {', '.join(sorted(unknown))}.", code="invalid")
     current = {name: getattr(campaign, name) for name in EDITABLE}
+    if campaign.is_standing:
+        current["subjects"] = [Subject.AGENT]  # not used by standing campaigns; satisfies the check
     clean = _clean({**current, **values})
+    if campaign.is_standing:
+        clean = {name: clean[name] for name in STANDING_EDITABLE}
     for name, value in clean.items():
         setattr(campaign, name, value)
     campaign.save()
@@ -426,7 +445,7 @@ def campaign_close(*, actor: Actor, campaign: Campaign) -> Campaign:
     outcomes: dict[str, str] = {NoResponse.REVOKE: ItemStatus.REVOKED, NoResponse.KEEP: ItemStatus.KEPT}
     status = outcomes.get(outcome, ItemStatus.FLAGGED)
     undecided = list(
-        ReviewItem.objects.select_for_update()
+        ReviewItem.objects.select_for_update(of=("self",))
         .filter(campaign=campaign, status=ItemStatus.PENDING)
         .select_related("agent", "grant__resource", "delegation", "key", "drift_event", "access_request")
         .order_by("id")
@@ -493,3 +512,14 @@ def campaign_launch_due(*, now: datetime | None = None) -> list[Campaign]:
             occurrence.save(update_fields=["series"])
             launched.append(campaign_launch(actor=actor, campaign=occurrence))
     return launched
+
+
+# --- Evidence exports ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def campaign_export_logged(*, actor: Actor, campaign: Campaign, fmt: str, items: int) -> None:
+    """Record that someone took a campaign's evidence away (a report download), before it is sent."""
+    audit_append(
+        actor=actor, action="campaign.export", target=campaign_ref(campaign), context={"format": fmt, "items": items}
+    )

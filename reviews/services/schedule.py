@@ -29,7 +29,7 @@ def reviews_remind_due(*, now: datetime | None = None) -> int:
             for days in sorted(campaign.reminder_days):
                 lead = timedelta(days=days)
                 due = (
-                    ReviewItem.objects.select_for_update(skip_locked=True)
+                    ReviewItem.objects.select_for_update(skip_locked=True, of=("self",))
                     .filter(campaign=campaign, status=ItemStatus.PENDING, reviewer__user__isnull=False)
                     .filter(due_at__gt=now, due_at__lte=now + lead)
                     .filter(Q(last_reminded_at__isnull=True) | Q(last_reminded_at__lt=F("due_at") - lead))
