@@ -236,6 +236,10 @@ SPECTACULAR_SETTINGS = {
         "LifecycleStatusEnum": "governance.models.GrantStatus",
         "LevelEnum": "governance.models.Sensitivity",
         "AccessRequestStatusEnum": "governance.models.AccessRequestStatus",
+        "ResourceKindEnum": "governance.models.ResourceKind",
+        "CampaignKindEnum": "reviews.models.CampaignKind",
+        "ReviewItemKindEnum": "reviews.models.ItemKind",
+        "ReviewDecisionEnum": "reviews.models.Decision",
     },
     # The interactive page loads Swagger UI from the vendored copy (static/vendor/swagger-ui, see its
     # VERSION file), never from a CDN, so /api/docs/ works offline and behind strict egress rules.
@@ -297,7 +301,7 @@ CUSTOS_AUDIT_CHECKPOINT_TRUSTED_KEYS = env_list("CUSTOS_AUDIT_CHECKPOINT_TRUSTED
 # micro-reviews (drift, a sponsor gone, a used just-in-time grant, a leaked key) are due this soon; a
 # decision faster than this after the item was opened counts towards the rubber-stamp signals.
 CUSTOS_REVIEW_UNUSED_DAYS = env_int("CUSTOS_REVIEW_UNUSED_DAYS", 60, minimum=1)
-CUSTOS_RECERT_LEAD_TIME = env_duration("CUSTOS_RECERT_LEAD_TIME", "14d")
+CUSTOS_RECERT_LEAD_TIME = env_duration("CUSTOS_RECERT_LEAD_TIME", "7d")
 CUSTOS_RECERT_RENEWAL = env_duration("CUSTOS_RECERT_RENEWAL", "30d")
 CUSTOS_MICRO_REVIEW_DUE = env_duration("CUSTOS_MICRO_REVIEW_DUE", "7d")
 CUSTOS_RUBBER_STAMP_SECONDS = env_int("CUSTOS_RUBBER_STAMP_SECONDS", 5, minimum=1)

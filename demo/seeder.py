@@ -29,6 +29,7 @@ from django.utils import timezone
 from audit import sealer
 from audit.models import AuditEvent
 from audit.services import Actor, Target, audit_append
+from demo import reviews as demo_reviews
 from demo.agents import AgentSpec, agent_name
 from demo.catalogue import (
     FAMILIES,
@@ -41,6 +42,7 @@ from demo.catalogue import (
 from demo.lifecycle import SEED_ACTOR, Lifecycle
 from demo.people import DEMO_PASSWORD, DEMO_USERS, DOMAIN, PEOPLE, PEOPLE_BY_KEY, Person, logins
 from demo.resources import RESOURCES, scopes_of
+from demo.reviews import DemoReviews
 from demo.timeline import Deployment, Node
 from governance import services
 from governance.models import (
@@ -87,6 +89,8 @@ class Seeder(Lifecycle):
         for key, scope, day, by_reviewer, reason in HUMAN_GRANT_REVOCATIONS:
             tl.at(self.office_time(day), partial(self.revoke_human_grant, key, scope, by_reviewer, reason))
         self.plan_deployments()
+        self.reviews = DemoReviews(self, HISTORY_DAYS)
+        self.reviews.plan()
         # Agents at work for someone when HR marks them away or gone: their next calls are refused.
         for person in PEOPLE:
             for day, status, _ in person.changes:
@@ -338,6 +342,8 @@ def seed() -> SeedResult:
         # Tidy statuses at the real now: everything whose time ran out since the last nightly sweep.
         while sum(services.expire_due(actor=SWEEP_ACTOR).values()):
             pass
+        # Access nearing its end and the events that call for a review, into the standing campaigns.
+        seeder.reviews.finish()
         # The history in its chain, in the order it happened (the sealer process is not running yet).
         sealer.seal_pending()
     return SeedResult(
@@ -369,6 +375,7 @@ def summary() -> dict[str, str]:
         "delegations": column(Delegation, "status"),
         "agent keys": by_status(key.status_at(now) for key in AgentKey.objects.all()),
         "decisions": decisions(),
+        "reviews": demo_reviews.summary(),
         "audit events": f"{head} over {days} days",
     }
 

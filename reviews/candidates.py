@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 
@@ -67,6 +67,7 @@ class Context:
     # Distinct scopes reachable per agent by its own grants and delegations in force.
     reach: dict[int, set[str]]
     unused_days: int
+    _radius: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, org: Org | None = None, now: datetime | None = None) -> Context:
@@ -91,10 +92,13 @@ class Context:
 
     def blast_radius(self, agent_id: int) -> int:
         """Scopes reachable by the agent and every sub-agent below it: what a misuse could touch."""
-        scopes: set[str] = set()
-        for member in [agent_id, *self.org.descendants(agent_id)]:
-            scopes |= self.reach.get(member, set())
-        return len(scopes)
+        radius = self._radius.get(agent_id)
+        if radius is None:
+            scopes: set[str] = set()
+            for member in [agent_id, *self.org.descendants(agent_id)]:
+                scopes |= self.reach.get(member, set())
+            radius = self._radius[agent_id] = len(scopes)
+        return radius
 
     def sensitivities(self, scopes: list[str]) -> list[str]:
         out = []
@@ -175,6 +179,11 @@ def drafts(campaign: Campaign, ctx: Context) -> Iterator[Draft]:
     )
     if Subject.AGENT in subjects:
         last_activity = dict(Agent.objects.values_list("id", "last_activity_at"))
+        # The column is written in batches (governance.usage); the recorded checks are the record.
+        for agent_id, uses in ctx.usage.items():
+            checked = max(u.last_at for u in uses.values())
+            if last_activity.get(agent_id) is None or last_activity[agent_id] < checked:  # type: ignore[operator]
+                last_activity[agent_id] = checked
         for agent_id in sorted(ctx.org.agents):
             scopes = sorted(ctx.reach.get(agent_id, ()))
             if not _keep(ctx, campaign, agent_id, scopes, last_activity.get(agent_id)):

@@ -74,6 +74,7 @@ class Org:
     acts_for: dict[int, set[int]]
     user_human: dict[int, int]
     _children: dict[int, list[int]] = field(default_factory=dict)
+    _line_humans: dict[int, set[int]] = field(default_factory=dict)
 
     @classmethod
     def load(cls) -> Org:
@@ -131,13 +132,17 @@ class Org:
     def conflicted(self, agent_id: int, also: Iterable[int | None] = ()) -> set[int]:
         """Humans who may not review an item about ``agent_id`` (plus ``also``: whoever granted or made
         the access under review)."""
-        humans: set[int] = {h for h in also if h is not None}
-        for member in self.line(agent_id):
-            node = self.agents.get(member)
-            if node is not None:
-                humans.add(node.sponsor_id)
-            humans |= self.acts_for.get(member, set())
-        return humans
+        line = self._line_humans.get(agent_id)
+        if line is None:  # the same for every item about this agent: worked out once per launch
+            line = set()
+            for member in self.line(agent_id):
+                node = self.agents.get(member)
+                if node is not None:
+                    line.add(node.sponsor_id)
+                line |= self.acts_for.get(member, set())
+            self._line_humans[agent_id] = line
+        extra = {h for h in also if h is not None}
+        return line | extra if extra else line
 
     def human_of_user(self, user_id: int | None) -> int | None:
         return self.user_human.get(user_id) if user_id is not None else None

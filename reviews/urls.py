@@ -14,6 +14,7 @@ urlpatterns: list[URLPattern] = [
     path("reviews/items/<int:pk>/reassign/", queue.item_reassign, name="review_item_reassign"),
     path("reviews/certify/", queue.certify_bulk, name="reviews_certify_bulk"),
     path("reviews/notifications/", queue.notifications, name="review_notifications"),
+    path("reviews/notifications/read/", queue.notifications_read, name="review_notifications_read"),
     path("reviews/notifications/badge/", queue.notifications_badge, name="review_notifications_badge"),
     # Campaigns.
     path("campaigns/", campaigns.campaigns, name="campaigns"),
@@ -23,5 +24,6 @@ urlpatterns: list[URLPattern] = [
     path("campaigns/<int:pk>/launch/", campaigns.campaign_launch, name="campaign_launch"),
     path("campaigns/<int:pk>/close/", campaigns.campaign_close, name="campaign_close"),
     path("campaigns/<int:pk>/progress/", campaigns.campaign_progress, name="campaign_progress"),
-    path("campaigns/<int:pk>/report.<str:fmt>", campaigns.campaign_report, name="campaign_report"),
+    path("campaigns/<int:pk>/report.csv", campaigns.campaign_report, {"fmt": "csv"}, name="campaign_report_csv"),
+    path("campaigns/<int:pk>/report.json", campaigns.campaign_report, {"fmt": "json"}, name="campaign_report_json"),
 ]

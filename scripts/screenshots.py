@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/screenshots.py [--url http://127.0.0.1:8000] [--out docs/screenshots]
 
-Drives Debian's Chromium through pip's playwright, logs in as the demo admin and saves one PNG per page.
+Drives Debian's Chromium through pip's playwright, logs in as the demo admin and saves one PNG per page,
+then as the demo reviewer for the review queue with an item open.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import re
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 PAGES = [
     ("dashboard", "/"),
@@ -21,6 +22,7 @@ PAGES = [
     ("access-requests", "/access-requests/"),
     ("drift", "/drift/"),
     ("audit", "/audit/"),
+    ("campaign", None),  # the newest campaign with items, found from the list
 ]
 
 
@@ -29,6 +31,7 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--out", default="docs/screenshots")
     parser.add_argument("--user", default="admin")
+    parser.add_argument("--reviewer", default="reviewer")
     parser.add_argument("--password", default="custos-demo")
     args = parser.parse_args()
     out = Path(args.out)
@@ -39,13 +42,15 @@ def main() -> None:
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.goto(f"{args.url}/login/")
-        page.fill("input[name=username]", args.user)
-        page.fill("input[name=password]", args.password)
-        page.click("button[type=submit], input[type=submit]")
-        page.wait_for_load_state("networkidle")
+        login(page, args.url, args.user, args.password)
         for name, path in PAGES:
-            if path is None:
+            if name == "campaign":
+                page.goto(f"{args.url}/campaigns/")
+                links = page.eval_on_selector_all(
+                    "a[href^='/campaigns/']", "els => els.map(e => e.getAttribute('href'))"
+                )
+                path = next((h for h in links if re.fullmatch(r"/campaigns/\d+/", h or "")), "/campaigns/")
+            elif path is None:
                 # The agent with the most recent runtime decision, as the live panel lists them.
                 page.goto(f"{args.url}/")
                 links = page.eval_on_selector_all("a[href^='/agents/']", "els => els.map(e => e.getAttribute('href'))")
@@ -54,7 +59,24 @@ def main() -> None:
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(out / f"{name}.png"), full_page=False)
             print(out / f"{name}.png")
+        page.context.clear_cookies()
+        login(page, args.url, args.reviewer, args.password)
+        page.goto(f"{args.url}/reviews/")
+        page.wait_for_load_state("networkidle")
+        page.keyboard.press("j")
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(out / "reviews.png"), full_page=False)
+        print(out / "reviews.png")
         browser.close()
+
+
+def login(page: Page, url: str, user: str, password: str) -> None:
+    page.goto(f"{url}/login/")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_load_state("networkidle")
 
 
 if __name__ == "__main__":

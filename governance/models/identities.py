@@ -28,15 +28,26 @@ class HumanStatus(models.TextChoices):
     LEFT = "left", "Left"
 
 
+def under_review_by(user: Any) -> Q:
+    """Agents with a review item assigned to ``user`` now, or before an escalation moved it on: whoever
+    is asked to certify an agent's access reads that agent (and, through it, its access). Named through
+    the reverse relation ``review_items`` (the reviews app's items), so governance imports nothing of it."""
+    items = Q(review_items__reviewer__user=user) | Q(review_items__escalated_from__user=user)
+    return Q(pk__in=Agent.objects.filter(items).values("pk"))
+
+
 class HumanQuerySet(models.QuerySet["Human"]):
     def active(self) -> HumanQuerySet:
         return self.filter(status=HumanStatus.ACTIVE)
 
     def visible_to(self, user: Any) -> HumanQuerySet:
+        """A reviewer sees themself and their reports, and the sponsors of the agents they are asked to
+        review (an item assigned to them: see ``under_review_by``)."""
         if roles.reads_everything(user):
             return self
         if roles.REVIEWER in roles.roles_of(user):
-            return self.filter(Q(user=user) | Q(manager__user=user))
+            reviewed = Agent.objects.filter(under_review_by(user)).values("sponsor_id")
+            return self.filter(Q(user=user) | Q(manager__user=user) | Q(pk__in=reviewed))
         return self.none()
 
 
@@ -97,10 +108,11 @@ class AgentQuerySet(models.QuerySet["Agent"]):
         return self.filter(parent__isnull=True)
 
     def visible_to(self, user: Any) -> AgentQuerySet:
+        """A reviewer sees the agents they or their reports sponsor, and those they are asked to review."""
         if roles.reads_everything(user):
             return self
         if roles.REVIEWER in roles.roles_of(user):
-            return self.filter(Q(sponsor__user=user) | Q(sponsor__manager__user=user))
+            return self.filter(Q(sponsor__user=user) | Q(sponsor__manager__user=user) | under_review_by(user))
         return self.none()
 
 

@@ -24,7 +24,7 @@ from reviews.services.items import (
     review_mark_opened,
     review_reassign,
 )
-from reviews.services.notify import notifications_send
+from reviews.services.notify import notifications_mark_read, notifications_send
 from reviews.services.schedule import reviews_escalate_due, reviews_remind_due
 from reviews.services.standing import micro_reviews_open, recertification_open_due, standing_campaign
 
@@ -43,6 +43,7 @@ __all__ = [
     "may_reassign",
     "micro_reviews_open",
     "next_occurrence",
+    "notifications_mark_read",
     "notifications_send",
     "recertification_open_due",
     "review_certify_bulk",

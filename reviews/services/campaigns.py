@@ -5,6 +5,7 @@ campaigns' next occurrence — once, however many beat processes ask."""
 from __future__ import annotations
 
 import calendar
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cronsim import CronSim, CronSimError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -34,12 +35,13 @@ from reviews.models import (
     ReviewItem,
     Risk,
     Subject,
+    queue_key,
 )
 from reviews.services.notify import notify_reviewers
 
 log = logging.getLogger(__name__)
 
-GENERATION_CHUNK = 2000
+GENERATION_CHUNK = 5000
 # A generation claim older than this is taken over (its worker died).
 CLAIM_TIMEOUT = timedelta(minutes=10)
 MAX_DURATION_DAYS = 365
@@ -337,56 +339,91 @@ def _claim(campaign_id: int, now: datetime) -> bool:
     )
 
 
-def item_of(draft: Draft, campaign: Campaign, due_at: datetime) -> ReviewItem:
+# The items table's columns a new item sets, in COPY order (the rest are empty until it is decided).
+_ITEM_COLUMNS = (
+    "id", "campaign_id", "kind", "subject_key", "agent_id", "grant_id", "delegation_id", "key_id",
+    "drift_event_id", "access_request_id", "label", "scopes", "reviewer_id", "routing", "risk", "risk_score",
+    "blast_radius", "queue_key", "recommendation", "recommendation_reason", "created_at", "due_at",
+    "reminders_sent", "status", "decided_by", "justification", "bulk", "applied",
+)  # fmt: skip
+_COPY_ITEMS = f"COPY reviews_reviewitem ({', '.join(_ITEM_COLUMNS)}) FROM STDIN"
+_ITEM_IDS = "SELECT nextval(pg_get_serial_sequence('reviews_reviewitem', 'id')) FROM generate_series(1, %s)"
+
+
+def _row(
+    item_id: int | None, draft: Draft, campaign_id: int, due_at: datetime, now: datetime, *, scopes: Any
+) -> tuple[Any, ...]:
+    """One new item's values in ``_ITEM_COLUMNS`` order; ``scopes`` as the caller's driver wants the JSON."""
     assert draft.route is not None
-    return ReviewItem(
-        campaign_id=campaign.pk,
-        kind=draft.kind,
-        subject_key=draft.subject_key,
-        agent_id=draft.agent_id,
-        grant_id=draft.grant_id,
-        delegation_id=draft.delegation_id,
-        key_id=draft.key_id,
-        drift_event_id=draft.drift_event_id,
-        access_request_id=draft.access_request_id,
-        label=draft.label[:300],
-        scopes=draft.scopes,
-        reviewer_id=draft.route.reviewer_id,
-        routing=draft.route.routing,
-        risk=draft.risk,
-        risk_score=draft.risk_score,
-        blast_radius=draft.blast_radius,
-        recommendation=draft.advice.recommendation,
-        recommendation_reason=draft.advice.reason[:300],
-        due_at=due_at,
-    )
+    return (
+        item_id, campaign_id, draft.kind, draft.subject_key, draft.agent_id, draft.grant_id, draft.delegation_id,
+        draft.key_id, draft.drift_event_id, draft.access_request_id, draft.label[:300], scopes,
+        draft.route.reviewer_id, draft.route.routing, draft.risk, draft.risk_score, draft.blast_radius,
+        queue_key(draft.risk_score, draft.blast_radius, due_at, item_id or 0), draft.advice.recommendation,
+        draft.advice.reason[:300], now, due_at, 0, ItemStatus.PENDING, "", "", False, "",
+)  # fmt: skip
 
 
-def item_opened_event(item: ReviewItem, actor: Actor) -> PendingEvent:
+def _opened_event(item_id: int, draft: Draft, campaign_id: int, due_at: datetime, actor: Actor) -> PendingEvent:
+    assert draft.route is not None
     return PendingEvent(
         actor=actor,
         action="review.item.open",
-        target=Target(type="reviewitem", id=str(item.pk), label=item.label[:200]),
+        target=Target(type="reviewitem", id=str(item_id), label=draft.label[:200]),
         context={
-            "campaign": item.campaign_id,
-            "kind": item.kind,
-            "subject": item.subject_key,
-            "agent": item.agent_id,
-            "reviewer": item.reviewer_id,
-            "routing": item.routing,
-            "risk": item.risk,
-            "recommendation": item.recommendation,
-            "recommendation_reason": item.recommendation_reason,
-            "due_at": item.due_at.isoformat(),
+            "campaign": campaign_id,
+            "kind": draft.kind,
+            "subject": draft.subject_key,
+            "agent": draft.agent_id,
+            "reviewer": draft.route.reviewer_id,
+            "routing": draft.route.routing,
+            "risk": draft.risk,
+            "recommendation": draft.advice.recommendation,
+            "recommendation_reason": draft.advice.reason,
+            "due_at": due_at.isoformat(),
         },
     )
 
 
-def insert_items(items: list[ReviewItem], actor: Actor) -> list[ReviewItem]:
-    """Rows and their audit events, in a constant number of statements (inside the caller's transaction)."""
-    ReviewItem.objects.bulk_create(items)
-    audit_append_many([item_opened_event(item, actor) for item in items])
-    return items
+def insert_items(drafts: list[Draft], campaign: Campaign, due: dict[str, datetime], actor: Actor) -> list[int]:
+    """Open ``drafts`` as items of ``campaign`` (due at ``due[subject_key]``), each with its audit event,
+    in a constant number of statements inside the caller's transaction; the new items' ids.
+
+    On PostgreSQL the rows go in by COPY with ids drawn from the sequence first (the events name them),
+    which is what lets a 100,000-item launch run at a useful fraction of a bare INSERT … SELECT."""
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_ITEM_IDS, [len(drafts)])
+            ids = [row[0] for row in cursor.fetchall()]
+            with cursor.copy(_COPY_ITEMS) as copy:
+                for item_id, draft in zip(ids, drafts, strict=True):
+                    copy.write_row(
+                        _row(item_id, draft, campaign.pk, due[draft.subject_key], now, scopes=json.dumps(draft.scopes))
+                    )
+    else:
+        made = ReviewItem.objects.bulk_create(
+            [
+                ReviewItem(
+                    **dict(
+                        zip(
+                            _ITEM_COLUMNS[1:],
+                            _row(None, d, campaign.pk, due[d.subject_key], now, scopes=d.scopes)[1:],
+                            strict=True,
+                        )
+                    )
+                )
+                for d in drafts
+            ]
+        )
+        for item in made:  # its key ends with its id, known only now
+            item.queue_key = queue_key(item.risk_score, item.blast_radius, item.due_at, item.pk)
+        ReviewItem.objects.bulk_update(made, ["queue_key"])
+        ids = [item.pk for item in made]
+    audit_append_many(
+        [_opened_event(i, d, campaign.pk, due[d.subject_key], actor) for i, d in zip(ids, drafts, strict=True)]
+    )
+    return ids
 
 
 def campaign_generate(*, campaign_id: int, chunk: int = GENERATION_CHUNK) -> int:
@@ -405,7 +442,14 @@ def campaign_generate(*, campaign_id: int, chunk: int = GENERATION_CHUNK) -> int
     opened = 0
     for start in range(0, len(pending), chunk):
         with transaction.atomic():
-            items = insert_items([item_of(d, campaign, campaign.due_at) for d in pending[start : start + chunk]], actor)
+            if connection.vendor == "postgresql":
+                # A chunk's commit need not wait for its WAL flush: a crash can lose only the last chunks,
+                # items and events together (one transaction), and the rerun that the stale claim allows
+                # opens them again. Every other write keeps the server's synchronous commit.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            batch = pending[start : start + chunk]
+            items = insert_items(batch, campaign, dict.fromkeys((d.subject_key for d in batch), campaign.due_at), actor)
             opened += len(items)
             Campaign.objects.filter(pk=campaign.pk).update(
                 items_generated=F("items_generated") + len(items), generation_claimed_at=timezone.now()

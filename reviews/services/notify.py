@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -85,3 +86,9 @@ def notifications_send(*, batch: int = 200) -> int:
             log.warning("could not email notification %s", note.pk, exc_info=True)
             Notification.objects.filter(pk=note.pk).update(emailed_at=None)
     return sent
+
+
+def notifications_mark_read(*, user: Any) -> int:
+    """Mark a user's unread notifications read. Their own inbox state, like a key's last use: not an
+    access change, so no audit event (the notification itself was evidence when it was sent)."""
+    return Notification.objects.filter(user=user, read_at__isnull=True).update(read_at=timezone.now())

@@ -38,7 +38,7 @@ from reviews.models import (
     ReviewItem,
 )
 from reviews.recommend import Advice, scopes_advice
-from reviews.services.campaigns import campaign_ref, insert_items, item_of
+from reviews.services.campaigns import campaign_ref, insert_items
 from reviews.services.items import decided_event
 from reviews.services.notify import notify_reviewers
 
@@ -101,11 +101,11 @@ def _open(campaign: Campaign, found: list[Draft], ctx: Context, due: dict[str, d
     if not fresh:
         return 0
     with transaction.atomic():
-        items = insert_items([item_of(d, campaign, due[d.subject_key]) for d in fresh], actor)
+        items = insert_items(fresh, campaign, due, actor)
         notify_reviewers(
             campaign,
             NotificationKind.ASSIGNED,
-            ReviewItem.objects.filter(pk__in=[i.pk for i in items]),
+            ReviewItem.objects.filter(pk__in=items),
             subject=f"{campaign.name}: new items",
             body="{items} new items await your review in {campaign}.",
         )
@@ -243,7 +243,7 @@ def micro_reviews_open(*, now: datetime | None = None) -> dict[str, int]:
     for event in DriftEvent.objects.open().filter(**active).select_related("agent"):
         recent = DriftEvent.objects.filter(agent_id=event.agent_id, created_at__gte=now - timedelta(days=30)).count()
         advice = (
-            Advice(Decision.REVOKE, f"revoke: drifted {recent} times in 30 days")
+            Advice(Decision.REVOKE, f"drifted {recent} times in 30 days")
             if recent > 1
             else Advice(Decision.CERTIFY, f"one episode: {event.count} out-of-scope attempts, all refused")
         )
@@ -268,7 +268,7 @@ def micro_reviews_open(*, now: datetime | None = None) -> dict[str, int]:
                 subject_key=f"sponsor:{agent.pk}:{sponsor.pk}:{sponsor.status}",
                 agent_id=agent.pk,
                 label=f"{agent.name}: sponsor {sponsor.name} {gone}",
-                advice=Advice(Decision.REVOKE, f"revoke: its sponsor {gone}; nobody is accountable for it"),
+                advice=Advice(Decision.REVOKE, f"its sponsor {gone}; nobody is accountable for it"),
             )
         )
     approved = AccessRequest.objects.filter(
@@ -308,7 +308,7 @@ def micro_reviews_open(*, now: datetime | None = None) -> dict[str, int]:
                 key_id=key.pk,
                 advice=Advice(Decision.CERTIFY, "the leaked key is revoked and the agent uses a new one")
                 if replaced
-                else Advice(Decision.REVOKE, "revoke: the leaked key was its only key"),
+                else Advice(Decision.REVOKE, "the leaked key was its only key"),
             )
         )
     opened = 0

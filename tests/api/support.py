@@ -24,6 +24,8 @@ from governance.models import (
     HumanStatus,
     Resource,
 )
+from reviews import services as reviews
+from reviews.models import Campaign, ReviewItem
 from tests import factories
 
 
@@ -51,6 +53,14 @@ class World:
     other_delegation: Delegation
     other_key: AgentKey
     access_request: AccessRequest  # by ``agent``, pending, decided by ``mine`` (the reviewer)
+    # Access reviews of the reviewer's department: ``mine`` reviews by name; what acts for ``mine`` (their
+    # agent's grant and delegations) is left unassigned (separation of duties, and ``mine`` is the fallback
+    # too), so only an admin decides it.
+    colleague: Human  # another reviewer, to hand items to
+    draft_campaign: Campaign
+    campaign: Campaign  # active, its items generated
+    review_item: ReviewItem  # in the reviewer's queue (a grant of their report's agent)
+    unassigned_item: ReviewItem  # about ``delegation``: nobody may review it but an admin
 
     def client(self, role: str) -> APIClient:
         """A client calling as ``role`` with a real personal API token; "anonymous" sends none."""
@@ -71,7 +81,7 @@ def build_world() -> World:
         "outsider": factories.make_outsider(),
     }
     tokens = {role: factories.make_api_token(user) for role, user in users.items()}
-    mine = factories.make_human(user=users["reviewer"])
+    mine = factories.make_human(user=users["reviewer"], department="Ops")
     left = factories.make_human()
     services.human_set_status(actor=factories.SYSTEM, human=left, status=HumanStatus.LEFT)
     resource = factories.make_resource(owner=mine)
@@ -97,6 +107,28 @@ def build_world() -> World:
     access_request = services.access_request_create(
         actor=Actor.agent(agent), agent=agent, scope=resource.scope("write"), justification="to file the report"
     )
+    colleague = factories.make_human(user=factories.make_reviewer())
+    # A report of ``mine`` whose agent ``mine`` may review (they neither sponsor it nor does it act for them).
+    report = factories.make_human(manager=mine, department="Ops")
+    reports_agent = factories.make_agent(sponsor=report)
+    reports_grant = factories.make_grant(reports_agent, resource, "read")
+    admin = factories.SYSTEM  # not the admin user: tests read the admin's own audit trail
+    review_settings: dict[str, Any] = {
+        "subjects": ["grant", "delegation"],
+        # The reviewer's own line only: an item about another line would make its agent theirs to read.
+        "filter_department": "Ops",
+        "reviewer_rule": "named",
+        "named_reviewer": mine,
+        "fallback_reviewer": mine,
+        "justification": "never",
+        "bulk_risks": ["low", "medium", "high", "critical"],
+    }
+    draft_campaign = reviews.campaign_create(actor=admin, name="Draft review", **review_settings)
+    campaign = reviews.campaign_create(actor=admin, name="Delegation review", **review_settings)
+    reviews.campaign_launch(actor=admin, campaign=campaign)
+    reviews.campaign_generate(campaign_id=campaign.pk)
+    campaign.refresh_from_db()
+    items = ReviewItem.objects.filter(campaign=campaign)
     return World(
         users=users,
         tokens=tokens,
@@ -117,6 +149,11 @@ def build_world() -> World:
         other_delegation=other["links"][0],
         other_key=other_key,
         access_request=access_request,
+        colleague=colleague,
+        draft_campaign=draft_campaign,
+        campaign=campaign,
+        review_item=items.get(grant=reports_grant),
+        unassigned_item=items.get(delegation=delegation),
     )
 
 

@@ -169,6 +169,28 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "access request approve": Endpoint("post", lambda w, c: f"access-requests/{w.access_request.pk}/approve/"),
     "access request deny": Endpoint("post", lambda w, c: f"access-requests/{w.access_request.pk}/deny/"),
+    "campaigns list": Endpoint("get", lambda w, c: "campaigns/"),
+    "campaigns create": Endpoint(
+        "post",
+        lambda w, c: "campaigns/",
+        lambda w, c: {"name": "r", "subjects": ["grant"], "fallback_reviewer": w.mine.pk},
+    ),
+    "campaign detail": Endpoint("get", lambda w, c: f"campaigns/{w.campaign.pk}/"),
+    "campaign preview": Endpoint("get", lambda w, c: f"campaigns/{w.draft_campaign.pk}/preview/"),
+    "campaign launch": Endpoint("post", lambda w, c: f"campaigns/{w.draft_campaign.pk}/launch/"),
+    "campaign close": Endpoint("post", lambda w, c: f"campaigns/{w.campaign.pk}/close/"),
+    "campaign items": Endpoint("get", lambda w, c: f"campaigns/{w.campaign.pk}/items/"),
+    "review items list": Endpoint("get", lambda w, c: "review-items/"),
+    "review item detail": Endpoint("get", lambda w, c: f"review-items/{w.review_item.pk}/"),
+    "review item decide": Endpoint(
+        "post", lambda w, c: f"review-items/{w.review_item.pk}/decide/", lambda w, c: {"decision": "certify"}
+    ),
+    "review item reassign": Endpoint(
+        "post", lambda w, c: f"review-items/{w.review_item.pk}/reassign/", lambda w, c: {"reviewer": w.colleague.pk}
+    ),
+    "review items certify": Endpoint(
+        "post", lambda w, c: "review-items/certify/", lambda w, c: {"items": [w.review_item.pk]}
+    ),
     "audit events": Endpoint("get", lambda w, c: "audit/events/"),
     "audit verify": Endpoint("get", lambda w, c: "audit/verify/"),
     "audit export": Endpoint("get", lambda w, c: "audit/export/?since=2000-01-01T00:00:00Z"),

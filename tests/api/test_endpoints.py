@@ -260,7 +260,7 @@ def test_walking_the_pages_sees_every_agent_once_even_while_agents_are_added(wor
     for _ in range(3):
         factories.make_agent(sponsor=world.mine)
     expected = _ids(_get(world, "agents/?limit=200"))
-    assert len(expected) == 7
+    assert len(expected) == 8
 
     seen: list[int] = []
     page = _get(world, "agents/?limit=2")

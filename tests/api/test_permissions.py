@@ -5,7 +5,7 @@ asked to authenticate. Every refused call leaves the database exactly as it was.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from tests.api.support import ROLES, World, in_a_day, in_an_hour, snapshot
 pytestmark = pytest.mark.django_db
 
 READ, WRITE, AUDIT, DECIDE, AGENT_ONLY = "read", "write", "audit", "decide", "agent only"
+REVIEW = "review"  # only the item's reviewer: an admin is refused by the service (not their item)
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Endpoint:
     kind: str
     payload: Callable[[World], dict[str, Any]] | None = None
     created: bool = False  # an admin's successful call answers 201 rather than 200
+    # The refusal code for a role whose console role passes but whom the service refuses.
+    refusals: dict[str, str] = field(default_factory=dict)
 
     def call(self, world: World, role: str) -> Any:
         client = world.client(role)
@@ -97,6 +100,38 @@ ENDPOINTS: dict[str, Endpoint] = {
     "access request detail": Endpoint("get", lambda w: f"access-requests/{w.access_request.pk}/", READ),
     "access request approve": Endpoint("post", lambda w: f"access-requests/{w.access_request.pk}/approve/", DECIDE),
     "access request deny": Endpoint("post", lambda w: f"access-requests/{w.access_request.pk}/deny/", DECIDE),
+    "campaigns list": Endpoint("get", lambda w: "campaigns/", READ),
+    "campaigns create": Endpoint(
+        "post",
+        lambda w: "campaigns/",
+        WRITE,
+        lambda w: {"name": "Q3 review", "subjects": ["grant"], "fallback_reviewer": w.mine.pk},
+        created=True,
+    ),
+    "campaign detail": Endpoint("get", lambda w: f"campaigns/{w.campaign.pk}/", READ),
+    "campaign preview": Endpoint("get", lambda w: f"campaigns/{w.draft_campaign.pk}/preview/", AUDIT),
+    "campaign launch": Endpoint("post", lambda w: f"campaigns/{w.draft_campaign.pk}/launch/", WRITE),
+    "campaign close": Endpoint("post", lambda w: f"campaigns/{w.campaign.pk}/close/", WRITE),
+    "campaign items": Endpoint("get", lambda w: f"campaigns/{w.campaign.pk}/items/", READ),
+    "review items list": Endpoint("get", lambda w: "review-items/", READ),
+    "review item detail": Endpoint("get", lambda w: f"review-items/{w.review_item.pk}/", READ),
+    "review item decide": Endpoint(
+        "post",
+        lambda w: f"review-items/{w.review_item.pk}/decide/",
+        REVIEW,
+        lambda w: {"decision": "certify"},
+        refusals={"admin": "not_your_item"},
+    ),
+    "review item reassign": Endpoint(
+        "post", lambda w: f"review-items/{w.review_item.pk}/reassign/", DECIDE, lambda w: {"reviewer": w.colleague.pk}
+    ),
+    # The admin certifies the unassigned item, the reviewer their own; each skips the other.
+    "review items certify": Endpoint(
+        "post",
+        lambda w: "review-items/certify/",
+        DECIDE,
+        lambda w: {"items": [w.review_item.pk, w.unassigned_item.pk]},
+    ),
     "audit events": Endpoint("get", lambda w: "audit/events/", AUDIT),
     "audit verify": Endpoint("get", lambda w: "audit/verify/", AUDIT),
     "audit export": Endpoint("get", lambda w: f"audit/export/?human={w.mine.pk}", AUDIT),
@@ -110,6 +145,7 @@ ALLOWED = {
     # The reviewer is linked to the human who sponsors the asking agent, and so decides its requests.
     DECIDE: {"admin", "reviewer"},
     AGENT_ONLY: set(),  # agents ask for access (tests/api/test_access_requests.py); people decide
+    REVIEW: {"reviewer"},
 }
 
 
@@ -132,13 +168,15 @@ def test_each_role_gets_exactly_what_its_role_allows(world: World, name: str, ro
     assert response.status_code == expected_status(endpoint, role), response.content
     body = response.json()
     if response.status_code >= 400:
-        assert body["code"] == ("not_authenticated" if role == "anonymous" else "forbidden")
+        assert body["code"] == (
+            "not_authenticated" if role == "anonymous" else endpoint.refusals.get(role, "forbidden")
+        )
         assert set(body) == {"code", "detail", "fields"}
         # Refused means refused: no row, no status change, no audit event.
         assert snapshot() == before
     if role == "anonymous":
         assert response["WWW-Authenticate"].startswith("Bearer")
-    if endpoint.kind not in (WRITE, DECIDE):
+    if endpoint.kind not in (WRITE, DECIDE, REVIEW):
         # Reading never writes, not even an audit event.
         assert snapshot() == before
     elif response.status_code < 300:

@@ -45,8 +45,9 @@ def _queries(client: Client, url: str, **kwargs: Any) -> int:
 
 
 # Session, user, roles; then the page's own reads.
-# A full page for someone who decides access requests (admin, reviewer) also counts the nav badge.
-NAV_BADGE = 1
+# A full page for someone who decides access requests (admin, reviewer) also counts the nav badges:
+# access requests awaiting them, and their review items plus unread review notifications.
+NAV_BADGE = 2
 AGENTS_PAGE_FOR_AN_AUDITOR = 3 + 3  # count, rows, sponsor filter choices
 # The create form's sponsor and parent choices.
 AGENTS_PAGE_FOR_AN_ADMIN = AGENTS_PAGE_FOR_AN_AUDITOR + 2 + NAV_BADGE

@@ -50,6 +50,7 @@ from drf_spectacular.generators import SchemaGenerator
 import config.urls
 from console import paging
 from governance.models import AccessRequest, Agent, AgentKey, Delegation, DriftEvent, Grant, Human, Resource
+from reviews.models import Campaign, ReviewItem
 from tests.governance import visibility_org as vo
 
 FROZEN = datetime(2031, 3, 3, 9, 0, tzinfo=UTC)
@@ -68,6 +69,9 @@ PATH_PARAMETERS: dict[tuple[str, str], type[Model]] = {
     ("keys", "pk"): AgentKey,
     ("access-requests", "pk"): AccessRequest,
     ("drift", "pk"): DriftEvent,
+    ("campaigns", "pk"): Campaign,
+    ("items", "pk"): ReviewItem,
+    ("review-items", "pk"): ReviewItem,
 }
 # Query parameters that continue a list rather than filter it.
 MARKERS = ("after", "before", "cursor")
@@ -532,7 +536,7 @@ def test_every_url_pattern_has_a_rule_for_its_path_parameters() -> None:
         for param in pattern.params:
             model_of(pattern.route, param)
     with pytest.raises(pytest.fail.Exception, match="no rule says how to fill <pk>"):
-        model_of("campaigns/<int:pk>/", "pk")
+        model_of("widgets/<int:pk>/", "pk")
 
 
 def test_links_rooted_outside_the_view_form_one_group_and_count_no_human(

@@ -32,6 +32,8 @@ from governance import oauth, runtime, services
 from governance.authn import AgentPrincipal
 from governance.models import Agent, Delegation, Human, HumanStatus, Resource
 from governance.usage import usage
+from reviews import services as reviews
+from reviews.models import CampaignKind
 
 SYSTEM = Actor.system("visibility-org")
 TOKEN = re.compile(r"zq[0-9a-f]{8}")
@@ -287,6 +289,22 @@ def build() -> Org:
     c1 = agent("suspended-asker-of-one", sponsor=m1)
     ask(c1, mail.scope("write"), under=root_link(m2, c1, [mail.scope("read")], max_depth=0))
     services.agent_suspend(actor=SYSTEM, agent=c1)
+    # Reviews across lines: each reviewer is asked about agents of their line, reviewer two also (as the
+    # fallback) about one whose sponsor nobody reviews; what separation of duties excludes from both is left
+    # for an admin. The micro-reviews open items for the drift above.
+    review = reviews.campaign_create(
+        actor=SYSTEM,
+        name=tok("campaign"),
+        description=tok("campaign-purpose"),
+        subjects=["agent", "grant", "delegation", "key"],
+        reviewer_rule="sponsor_manager",
+        fallback_reviewer=m2,
+    )
+    reviews.campaign_launch(actor=SYSTEM, campaign=review)
+    reviews.campaign_generate(campaign_id=review.pk)
+    micro = reviews.standing_campaign(CampaignKind.MICRO)
+    reviews.campaign_update(actor=SYSTEM, campaign=micro, fallback_reviewer=m2)
+    reviews.micro_reviews_open()
     # Usage ("last activity") is written in batches, from whichever request comes 30 s later: write it
     # now, or a later answer could change for no reason the test made.
     usage.flush()

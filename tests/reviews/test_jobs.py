@@ -158,7 +158,7 @@ def test_access_nearing_its_end_opens_a_renewal_that_renews_it_or_lapses_in_sile
     assert opened["opened"] >= 1
     renewal = ReviewItem.objects.get(campaign=standing, grant=renewing, kind=ItemKind.RENEWAL)
     assert renewal.reviewer == org.manager and renewal.due_at == renewing.expires_at
-    assert renewal.recommendation == "revoke" and renewal.recommendation_reason.startswith("let it expire:")
+    assert renewal.recommendation == "revoke" and renewal.recommendation_reason.endswith("; let it expire")
     assert services.recertification_open_due()["opened"] == 0  # idempotent
     renewed = services.review_decide(
         actor=Actor.user(org.manager_user), user=org.manager_user, item=renewal, decision="certify"
