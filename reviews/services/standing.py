@@ -294,7 +294,9 @@ def micro_reviews_open(*, now: datetime | None = None) -> dict[str, int]:
                 label=f"{request.agent.name} used just-in-time {request.scope}",
                 scopes=[request.scope],
                 access_request_id=request.pk,
-                advice=Advice(Decision.CERTIFY, f"used {uses} times within the scope it asked for"),
+                advice=Advice(
+                    Decision.CERTIFY, f"used {'once' if uses == 1 else f'{uses} times'} within the scope it asked for"
+                ),
             )
         )
     for key in AgentKey.objects.filter(leaked=True, **active).select_related("agent"):

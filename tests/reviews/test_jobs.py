@@ -18,6 +18,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import Actor
 from console.errors import Conflict
+from governance import runtime
 from governance import services as governance
 from governance.models import DriftEvent, GrantStatus
 from reviews import services
@@ -206,3 +207,31 @@ def test_micro_reviews_open_for_drift_a_sponsor_gone_and_a_leaked_key_once_each(
     governance.agent_suspend(actor=factories.SYSTEM, agent=orphan)
     assert services.micro_reviews_open()["ended"] == 1
     assert ReviewItem.objects.get(campaign=micro, kind=ItemKind.SPONSOR_INACTIVE).status == ItemStatus.OBSOLETE
+
+
+def test_a_just_in_time_grant_opens_a_micro_review_once_it_is_used_and_revoking_ends_it(org: Org) -> None:
+    factories.make_grant(org.sponsor, org.resource, "write")
+    asked = governance.access_request_create(
+        actor=Actor.agent(org.agent),
+        agent=org.agent,
+        delegation=org.delegation,
+        scope="crm.contacts:write",
+        justification="fix a duplicated contact",
+    )
+    approved = governance.access_request_approve(
+        actor=Actor.user(org.sponsor_user), user=org.sponsor_user, request=asked
+    )
+    micro = services.standing_campaign(CampaignKind.MICRO)
+    services.campaign_update(actor=factories.SYSTEM, campaign=micro, fallback_reviewer=org.fallback)
+    assert services.micro_reviews_open()["opened"] == 0  # granted, not used yet
+    token = factories.make_token(org.key_secret, approved.resulting_delegation)
+    allowed = runtime.check(credential=token, action="write", resource="crm.contacts", context={})
+    assert allowed.outcome.allowed
+    assert services.micro_reviews_open()["opened"] == 1
+    used = ReviewItem.objects.get(campaign=micro, kind=ItemKind.JIT_USED)
+    assert used.access_request_id == asked.pk and used.reviewer == org.manager
+    assert used.recommendation == "certify" and used.recommendation_reason.startswith("used once")
+    services.review_decide(actor=Actor.user(org.manager_user), user=org.manager_user, item=used, decision="revoke",
+                           justification="one-off fix done")  # fmt: skip
+    again = runtime.check(credential=token, action="write", resource="crm.contacts", context={})
+    assert not again.outcome.allowed
