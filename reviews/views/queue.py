@@ -99,7 +99,10 @@ class QueueRow:
 
 def _rows(request: HtmxHttpRequest, items: list[ReviewItem], now: datetime) -> list[QueueRow]:
     user = request.user
-    vis = visibility_of(request)
+    # Only this page's agents (the viewer's whole visible set would grow with a reviewer's queue).
+    seen = set(
+        Agent.objects.visible_to(user).filter(pk__in={i.agent_id for i in items}).values_list("pk", flat=True)
+    )
     rows = []
     for item in items:
         can_decide = services.may_decide(user, item)
@@ -115,7 +118,7 @@ def _rows(request: HtmxHttpRequest, items: list[ReviewItem], now: datetime) -> l
                 can_decide=can_decide,
                 bulk_refusal=refusal,
                 overdue=item.due_at < now,
-                agent_visible=vis.sees_id(Agent, item.agent_id),
+                agent_visible=item.agent_id in seen,
             )
         )
     return rows
