@@ -100,9 +100,7 @@ class QueueRow:
 def _rows(request: HtmxHttpRequest, items: list[ReviewItem], now: datetime) -> list[QueueRow]:
     user = request.user
     # Only this page's agents (the viewer's whole visible set would grow with a reviewer's queue).
-    seen = set(
-        Agent.objects.visible_to(user).filter(pk__in={i.agent_id for i in items}).values_list("pk", flat=True)
-    )
+    seen = set(Agent.objects.visible_to(user).filter(pk__in={i.agent_id for i in items}).values_list("pk", flat=True))
     rows = []
     for item in items:
         can_decide = services.may_decide(user, item)
