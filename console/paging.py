@@ -87,11 +87,21 @@ def query_without(request: HttpRequest, param: str) -> str:
     return params.urlencode()
 
 
-def _page(request: HttpRequest, qs: QuerySet[Any], param: str, marker_of: Callable[[Any], str], paged: bool) -> Page:
-    rows = list(qs[: PAGE_SIZE + 1])
+def page_of(
+    request: HttpRequest,
+    qs: QuerySet[Any],
+    param: str,
+    marker_of: Callable[[Any], str],
+    paged: bool,
+    *,
+    size: int = PAGE_SIZE,
+) -> Page:
+    """``size`` rows of ``qs`` (ordered and already narrowed to "after the marker" by the caller), and the
+    links to the next page (``marker_of`` its last row, in ``param``) and the first."""
+    rows = list(qs[: size + 1])
     next_query = None
-    if len(rows) > PAGE_SIZE:
-        rows = rows[:PAGE_SIZE]
+    if len(rows) > size:
+        rows = rows[:size]
         params = request.GET.copy()
         params[param] = marker_of(rows[-1])
         next_query = params.urlencode()
@@ -105,7 +115,7 @@ def page_by_name(request: HttpRequest, qs: QuerySet[Any], *, param: str = "after
     if value:
         name, key = _decode_name_marker(value, param=param)
         qs = qs.filter(Q(name__gt=name) | Q(name=name, id__gt=key))
-    return _page(request, qs, param, lambda row: _encode_name_marker(row.name, row.pk), bool(value))
+    return page_of(request, qs, param, lambda row: _encode_name_marker(row.name, row.pk), bool(value))
 
 
 def page_newest_first(request: HttpRequest, qs: QuerySet[Any], *, key: str = "id", param: str = "before") -> Page:
@@ -114,7 +124,7 @@ def page_newest_first(request: HttpRequest, qs: QuerySet[Any], *, key: str = "id
     qs = qs.order_by(f"-{key}")
     if below is not None:
         qs = qs.filter(**{f"{key}__lt": below})
-    return _page(request, qs, param, lambda row: str(getattr(row, key)), below is not None)
+    return page_of(request, qs, param, lambda row: str(getattr(row, key)), below is not None)
 
 
 def day_range(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:

@@ -23,51 +23,30 @@ BOM = "\ufeff"
 # What a spreadsheet reads as the start of a formula (CR and tab too: some strip them and read on).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-COLUMNS = (
-    "item_id",
-    "kind",
-    "subject",
-    "agent",
-    "label",
-    "scopes",
-    "reviewer",
-    "routing",
-    "risk",
-    "recommendation",
-    "recommendation_reason",
-    "status",
-    "justification",
-    "decided_by",
-    "decided_at",
-    "applied",
-    "applied_at",
-    "renewed_until",
-    "bulk",
-    "campaign_id",
-    "campaign",
+# Each report column and the item field it is read from (the last two are the campaign's).
+_FROM: tuple[tuple[str, str], ...] = (
+    ("item_id", "id"),
+    ("kind", "kind"),
+    ("subject", "subject_key"),
+    ("agent", "agent__name"),
+    ("label", "label"),
+    ("scopes", "scopes"),
+    ("reviewer", "reviewer__name"),
+    ("routing", "routing"),
+    ("risk", "risk"),
+    ("recommendation", "recommendation"),
+    ("recommendation_reason", "recommendation_reason"),
+    ("status", "status"),
+    ("justification", "justification"),
+    ("decided_by", "decided_by"),
+    ("decided_at", "decided_at"),
+    ("applied", "applied"),
+    ("applied_at", "applied_at"),
+    ("renewed_until", "renewed_until"),
+    ("bulk", "bulk"),
 )
-
-_FIELDS = (
-    "id",
-    "kind",
-    "subject_key",
-    "agent__name",
-    "label",
-    "scopes",
-    "reviewer__name",
-    "routing",
-    "risk",
-    "recommendation",
-    "recommendation_reason",
-    "status",
-    "justification",
-    "decided_by",
-    "decided_at",
-    "applied",
-    "applied_at",
-    "renewed_until",
-    "bulk",
-)
+COLUMNS = (*(column for column, _ in _FROM), "campaign_id", "campaign")
+_FIELDS = tuple(field for _, field in _FROM)
 
 
 def utc(moment: datetime | None) -> str | None:

@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from console import roles
-from console.paging import PAGE_SIZE, BadMarker, Page, query_without
+from console.paging import PAGE_SIZE, BadMarker, Page, page_of
 from governance.models import Delegation, Human, HumanStatus
 from governance.selectors import ScopeUse, scope_usage
 from reviews.models import DECIDED, QUEUE_KEY_LENGTH, Campaign, ItemKind, Notification, ReviewItem, ReviewItemQuerySet
@@ -110,19 +110,11 @@ def after(qs: ReviewItemQuerySet, key: str) -> ReviewItemQuerySet:
 
 def page_queue(request: HttpRequest, qs: ReviewItemQuerySet, *, size: int | None = None) -> Page:
     """One page of ``qs`` in queue order, from just after the marker: one query, no OFFSET, no COUNT."""
-    size = size or PAGE_SIZE
     qs = qs.order_by("queue_key")
     value = request.GET.get(MARKER_PARAM, "")
     if value:
         qs = after(qs, decode_marker(value))
-    rows = list(qs[: size + 1])
-    next_query = None
-    if len(rows) > size:
-        rows = rows[:size]
-        params = request.GET.copy()
-        params[MARKER_PARAM] = encode_marker(rows[-1])
-        next_query = params.urlencode()
-    return Page(rows=rows, next_query=next_query, first_query=query_without(request, MARKER_PARAM), paged=bool(value))
+    return page_of(request, qs, MARKER_PARAM, encode_marker, bool(value), size=size or PAGE_SIZE)
 
 
 def next_in_queue(user: Any, item: ReviewItem) -> ReviewItem | None:

@@ -26,6 +26,7 @@ from reviews.models import (
     Risk,
     Subject,
 )
+from reviews.services.campaigns import EDITABLE
 from reviews.services.items import MAX_BULK, MAX_JUSTIFICATION
 
 
@@ -71,26 +72,9 @@ class CampaignOutput(serializers.ModelSerializer[Campaign]):
         model = Campaign
         fields = [
             "id",
-            "name",
-            "description",
             "kind",
             "status",
-            "subjects",
-            "filter_resource",
-            "filter_min_sensitivity",
-            "filter_department",
-            "filter_unused_days",
-            "reviewer_rule",
-            "named_reviewer",
-            "fallback_reviewer",
-            "duration_days",
-            "recurrence",
-            "cron",
-            "reminder_days",
-            "escalate_after_days",
-            "no_response",
-            "justification",
-            "bulk_risks",
+            *EDITABLE,
             "series",
             "next_launch_at",
             "created_at",

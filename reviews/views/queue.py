@@ -30,6 +30,7 @@ from governance.models import Agent, Human
 from reviews import selectors, services
 from reviews.models import Campaign, CampaignStatus, Decision, ItemKind, Notification, ReviewItem, Risk
 from reviews.selectors import QueueFilters
+from reviews.services.items import MAX_JUSTIFICATION
 
 TEMPLATE = "reviews/queue.html"
 SHOW_LABELS = {selectors.MINE: "My items", selectors.UNASSIGNED: "Unassigned", selectors.EVERYONE: "Everyone's"}
@@ -79,7 +80,7 @@ class QueueFilterForm(FilterForm):
 
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=Decision.choices)
-    justification = forms.CharField(required=False, max_length=4000)
+    justification = forms.CharField(required=False, max_length=MAX_JUSTIFICATION)
 
 
 class ReassignForm(forms.Form):
@@ -210,7 +211,9 @@ def item_decide(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     form = DecisionForm(request.POST)
     error: DomainError | None = None
     if not form.is_valid():
-        error = DomainError("Choose certify or revoke; a justification is at most 4000 characters.", code="invalid")
+        error = DomainError(
+            f"Choose certify or revoke; a justification is at most {MAX_JUSTIFICATION} characters.", code="invalid"
+        )
     else:
         try:
             item = services.review_decide(
