@@ -59,7 +59,7 @@ def content_document(
 
 # Characters beyond the Basic Multilingual Plane: RFC 8785 sorts object keys by UTF-16 code units,
 # Python by code points, and the two orders differ only when such characters are in keys.
-_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 def has_floats(value: Any) -> bool:
@@ -76,7 +76,7 @@ def canonical(document: Any, *, floats: bool | None = None) -> bytes:
     rfc8785 library otherwise. ``floats`` says whether ``document`` holds any, when the caller knows."""
     if not (has_floats(document) if floats is None else floats):
         text = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        if text.isascii() or not _ASTRAL.search(text):
+        if text.isascii() or not ASTRAL.search(text):
             return text.encode()
     return rfc8785.dumps(document)
 

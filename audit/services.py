@@ -13,13 +13,14 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from json.encoder import encode_basestring
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.hashing import canonical, content_document, digest_of
+from audit.hashing import ASTRAL, canonical, content_document, digest_of, isoformat
 from audit.models import ActorKind, AuditEvent, PendingSeal
 
 
@@ -74,6 +75,17 @@ class PendingEvent:
 
 # The largest integer RFC 8785 (I-JSON: IEEE 754 doubles) represents exactly.
 _MAX_EXACT_INT = 2**53 - 1
+
+
+def _compact(value: Any) -> str:
+    """Plain JSON as the canonical form writes it when it holds no float (sorted keys, no spaces, text
+    as it is): good for the jsonb column and, as it stands, for its place in the canonical document."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+# A JSON string as ``json.dumps(value, ensure_ascii=False)`` writes it, without its Python-level wrapper
+# (called nine times per event).
+_string = encode_basestring
 
 
 class _Plain:
@@ -134,11 +146,11 @@ class _Plain:
         changed nothing, which saves encoding it a second time. A value that is plain JSON already (what
         services and checks write) is used as it is, after one walk over it, and encoded once."""
         if self._plain(value):
-            return value, json.dumps(value)
+            return value, _compact(value)
         self.changed = False
         text = json.dumps(value, cls=DjangoJSONEncoder)
         plain = json.loads(text, parse_int=self._int, parse_float=self._float, parse_constant=self._constant)
-        return plain, (json.dumps(plain) if self.changed else text)
+        return plain, _compact(plain)
 
 
 _COLUMNS = (
@@ -191,16 +203,38 @@ RETURNING event_id, digest
 """  # noqa: S608 - formatted from constants only
 
 
-@dataclass(slots=True)
 class _Built:
-    """An event ready to insert, with its JSON columns as text."""
+    """An event ready to insert: its column values, the JSON columns as text, and (made only when asked
+    for: a batch that returns nothing needs no model instances) the ``AuditEvent``."""
 
-    event: AuditEvent
-    json: dict[str, str]
+    __slots__ = ("_event", "fields", "json", "pk")
+
+    def __init__(self, fields: dict[str, Any], json_texts: dict[str, str]) -> None:
+        self.fields = fields
+        self.json = json_texts
+        self.pk: int | None = None
+        self._event: AuditEvent | None = None
+
+    @property
+    def event(self) -> AuditEvent:
+        if self._event is None:
+            # Positional arguments in the model's field order: Django's fast path, half the cost of keywords.
+            model: Any = AuditEvent  # the stubs' plugin types keyword construction only
+            self._event = model(*(self.fields.get(name) for name in _event_fields()))
+            if self.pk is not None:
+                self._event.pk = self.pk
+                self._event._state.adding = False
+        return self._event
+
+    def saved(self, pk: int) -> None:
+        self.pk = self.fields["id"] = pk
+        if self._event is not None:
+            self._event.pk = pk
+            self._event._state.adding = False
 
     def values(self) -> list[Any]:
-        event = self.event
-        return [self.json[n] if n in _JSON_COLUMNS else getattr(event, n) for n in _COLUMNS]
+        fields, texts = self.fields, self.json
+        return [texts[n] if n in _JSON_COLUMNS else fields[n] for n in _COLUMNS]
 
 
 def _event(pending: PendingEvent, occurred_at: Any) -> _Built:
@@ -221,13 +255,32 @@ def _event(pending: PendingEvent, occurred_at: Any) -> _Built:
         "target_label": target.label[:200],
         "context": context,
     }
-    content = canonical(content_document(**fields), floats=plain.floats)
+    if plain.floats:
+        content = canonical(content_document(**fields), floats=True)
+    else:
+        content = _canonical_without_floats(fields, on_behalf_of_text, context_text)
     fields["canonical"] = content.decode()
     fields["digest"] = digest_of(content)
-    # Positional arguments in the model's field order: Django's fast path, half the cost of keywords.
-    model: Any = AuditEvent  # the stubs' plugin types keyword construction only
-    event: AuditEvent = model(*(fields.get(name) for name in _event_fields()))
-    return _Built(event, {"on_behalf_of": on_behalf_of_text, "context": context_text})
+    return _Built(fields, {"on_behalf_of": on_behalf_of_text, "context": context_text})
+
+
+def _canonical_without_floats(fields: dict[str, Any], on_behalf_of_text: str, context_text: str) -> bytes:
+    """``canonical(content_document(**fields))`` for an event without floats, assembled from the JSON
+    texts already made for its columns instead of encoding them a second time: the document's keys in
+    their sorted order, each value as the encoder writes it. Text beyond the Basic Multilingual Plane
+    (where RFC 8785's key order may differ) takes the general path. A property test holds the two equal."""
+    text = (
+        f'{{"action":{_string(fields["action"])},'
+        f'"actor":{{"id":{_string(fields["actor_id"])},"kind":{_string(fields["actor_kind"])},'
+        f'"label":{_string(fields["actor_label"])}}},'
+        f'"context":{context_text},"nonce":{_string(fields["nonce"])},'
+        f'"occurred_at":{_string(isoformat(fields["occurred_at"]))},"on_behalf_of":{on_behalf_of_text},'
+        f'"target":{{"id":{_string(fields["target_id"])},"label":{_string(fields["target_label"])},'
+        f'"type":{_string(fields["target_type"])}}}}}'
+    )
+    if text.isascii() or not ASTRAL.search(text):
+        return text.encode()
+    return canonical(content_document(**fields), floats=False)
 
 
 @cache
@@ -296,9 +349,11 @@ def audit_append_if(
     return event
 
 
-def audit_append_many(events: Sequence[PendingEvent]) -> list[AuditEvent]:
+def audit_append_many(events: Sequence[PendingEvent], *, returning: bool = True) -> list[AuditEvent]:
     """Append a batch of events in a constant number of statements (three on PostgreSQL), in order.
-    For services that change many rows at once: sweeps, campaign launches, offboarding."""
+    For services that change many rows at once: sweeps, campaign launches, offboarding. With
+    ``returning=False`` nothing comes back (an empty list) and no model instance is made: a large batch
+    then costs its encoding, hashing and COPY only."""
     if not events:
         return []
     now = timezone.now()
@@ -307,38 +362,36 @@ def audit_append_many(events: Sequence[PendingEvent]) -> list[AuditEvent]:
         _insert_postgresql(built)
     else:
         _insert_others(built)
-    return [b.event for b in built]
+    return [b.event for b in built] if returning else []
 
 
 def _insert_others(built: list[_Built]) -> None:
     events = [b.event for b in built]
     with transaction.atomic():
         AuditEvent.objects.bulk_create(events)
+        for b, event in zip(built, events, strict=True):
+            b.saved(event.pk)
         PendingSeal.objects.bulk_create(
             [PendingSeal(event_id=e.pk, digest=e.digest, occurred_at=e.occurred_at) for e in events]
         )
 
 
 def _insert_postgresql(built: list[_Built]) -> None:
-    events = [b.event for b in built]
     if len(built) == 1:
         # One statement: atomic by itself even in autocommit (the runtime check saves BEGIN and COMMIT).
-        event = events[0]
         with connection.cursor() as cursor:
             cursor.execute(_PG_APPEND_ONE, built[0].values())
             row = cursor.fetchone()
         assert row is not None
-        event.pk = row[0]
-        event._state.adding = False
+        built[0].saved(row[0])
         return
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_PG_IDS, [len(events)])
-        for event, (event_id,) in zip(events, cursor.fetchall(), strict=True):
-            event.pk = event_id
-            event._state.adding = False
+        cursor.execute(_PG_IDS, [len(built)])
+        for b, (event_id,) in zip(built, cursor.fetchall(), strict=True):
+            b.saved(event_id)
         with cursor.copy(_PG_COPY_EVENTS) as copy:
-            for row in built:
-                copy.write_row((row.event.pk, *row.values()))
+            for b in built:
+                copy.write_row((b.pk, *b.values()))
         with cursor.copy(_PG_COPY_PENDING) as copy:
-            for event in events:
-                copy.write_row((event.pk, event.digest, event.occurred_at))
+            for b in built:
+                copy.write_row((b.pk, b.fields["digest"], b.fields["occurred_at"]))

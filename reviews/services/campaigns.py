@@ -421,7 +421,8 @@ def insert_items(drafts: list[Draft], campaign: Campaign, due: dict[str, datetim
         ReviewItem.objects.bulk_update(made, ["queue_key"])
         ids = [item.pk for item in made]
     audit_append_many(
-        [_opened_event(i, d, campaign.pk, due[d.subject_key], actor) for i, d in zip(ids, drafts, strict=True)]
+        [_opened_event(i, d, campaign.pk, due[d.subject_key], actor) for i, d in zip(ids, drafts, strict=True)],
+        returning=False,
     )
     return ids
 

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 import rfc8785
 from django.test import Client
+from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
 from audit import bundles, checkpoints, sealer
-from audit.hashing import canonical
-from audit.services import Actor, Target, audit_append
+from audit.hashing import canonical, content_document, digest_of
+from audit.services import Actor, PendingEvent, Target, _event, audit_append
 from audit.verify import verify_bundle
 from tests import factories
 from tests.audit.support import REPO
@@ -255,3 +256,37 @@ json_values = st.recursive(
 def test_the_fast_canonical_form_is_the_librarys(value: Any) -> None:
     # Python's C encoder where it gives the same bytes, the rfc8785 library elsewhere: always RFC 8785.
     assert canonical(value) == rfc8785.dumps(value)
+
+
+texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+DOCUMENT_FIELDS = (
+    "occurred_at", "actor_kind", "actor_id", "actor_label", "on_behalf_of", "action", "target_type", "target_id",
+    "target_label", "context", "nonce",
+)  # fmt: skip
+
+
+@given(
+    context=st.dictionaries(texts, json_values, max_size=5),
+    on_behalf_of=st.lists(json_values, max_size=3),
+    labels=st.tuples(texts, texts, texts, texts),
+)
+def test_an_events_content_assembled_from_its_column_texts_is_rfc_8785(
+    context: dict[str, Any], on_behalf_of: list[Any], labels: tuple[str, str, str, str]
+) -> None:
+    # The writer assembles the canonical document from the JSON it already made for the context and
+    # on-behalf-of columns (audit.services._canonical_without_floats): the same bytes as encoding the
+    # whole document, whatever the text (control characters, quotes, astral characters in keys) and
+    # whether or not floats send it down the library's path.
+    actor_label, target_type, target_id, target_label = labels
+    pending = PendingEvent(
+        actor=Actor(kind="agent", label=actor_label, id="7"),
+        action="edge.case",
+        target=Target(type=target_type, id=target_id, label=target_label),
+        context=context,
+        on_behalf_of=on_behalf_of,
+    )
+    built = _event(pending, timezone.now())
+    document = content_document(**{name: built.fields[name] for name in DOCUMENT_FIELDS})
+    assert built.fields["canonical"].encode() == rfc8785.dumps(document)
+    assert built.fields["digest"] == digest_of(rfc8785.dumps(document))
+    assert json.loads(built.json["context"]) == document["context"]
