@@ -22,6 +22,7 @@ app.conf.beat_schedule = {
         "task": "governance.tasks.expire_due",
         "schedule": 60.0,
     },
+    "agent-key-hygiene": {"task": "governance.tasks.key_hygiene", "schedule": crontab(minute=40, hour=2)},
     "summarise-repeated-denials": {
         "task": "governance.tasks.flush_repeats",
         "schedule": 60.0,

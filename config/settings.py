@@ -256,6 +256,12 @@ CUSTOS_KEY_TTL = env_duration("CUSTOS_KEY_TTL", "30d")
 CUSTOS_KEY_MAX_TTL = env_duration("CUSTOS_KEY_MAX_TTL", "90d")
 # On rotation the old key keeps working for at most this long (never longer than it already would).
 CUSTOS_KEY_ROTATION_OVERLAP = env_duration("CUSTOS_KEY_ROTATION_OVERLAP", "1h")
+# Key hygiene (governance.services.keys.agentkey_hygiene, daily): an active key unused this many days (or
+# never used, created that long ago) is stale; one older than CUSTOS_KEY_MAX_AGE is due for rotation.
+# Stale keys are revoked only when CUSTOS_KEY_AUTO_REVOKE_STALE is true; otherwise they are reported.
+CUSTOS_KEY_STALE_DAYS = env_int("CUSTOS_KEY_STALE_DAYS", 30, minimum=1)
+CUSTOS_KEY_MAX_AGE = env_duration("CUSTOS_KEY_MAX_AGE", "90d")
+CUSTOS_KEY_AUTO_REVOKE_STALE = env_bool("CUSTOS_KEY_AUTO_REVOKE_STALE", False)
 # Keyed hashes of agent keys and API tokens use this pepper (defaults to one derived from SECRET_KEY),
 # so a stolen database alone does not let anyone test guesses offline.
 CUSTOS_CREDENTIAL_PEPPER = env_str("CUSTOS_CREDENTIAL_PEPPER", SECRET_KEY) or SECRET_KEY

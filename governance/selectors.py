@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import CharField, Count, Max, QuerySet
+from django.conf import settings
+from django.db.models import CharField, Count, Max, Q, QuerySet
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, TruncDate, TruncMinute
+from django.utils import timezone
 
 from audit.models import ActorKind, AuditEvent
 from console.roles import reads_everything
 from governance.decision import reason_summary
-from governance.models import Agent, Delegation, Grant, Human, make_scope
+from governance.models import Agent, AgentKey, Delegation, Grant, Human, make_scope
 
 
 def human_held_scopes(human: Human | int, at: datetime | None = None) -> set[str]:
@@ -60,6 +62,48 @@ def delegation_descendant_ids(delegation: Delegation) -> list[int]:
         frontier = list(Delegation.objects.filter(parent_id__in=frontier).values_list("id", flat=True))
         found.extend(frontier)
     return found
+
+
+# --- Key hygiene ----------------------------------------------------------------------------
+
+KEY_STALE, KEY_ROTATE = "stale", "rotate"
+
+
+def _stale_q(at: datetime) -> Q:
+    unused_since = at - timedelta(days=settings.CUSTOS_KEY_STALE_DAYS)
+    return Q(last_used_at__lt=unused_since) | Q(last_used_at__isnull=True, created_at__lt=unused_since)
+
+
+def _overdue_q(at: datetime) -> Q:
+    return Q(created_at__lt=at - settings.CUSTOS_KEY_MAX_AGE)
+
+
+def stale_keys(at: datetime) -> QuerySet[AgentKey]:
+    """Keys in force unused for ``CUSTOS_KEY_STALE_DAYS`` (or never used, created that long ago)."""
+    return AgentKey.objects.active(at).filter(_stale_q(at))
+
+
+def flagged_keys(at: datetime | None = None) -> QuerySet[AgentKey]:
+    """Keys in force that are stale or older than ``CUSTOS_KEY_MAX_AGE`` (due for rotation)."""
+    at = at or timezone.now()
+    return AgentKey.objects.active(at).filter(_stale_q(at) | _overdue_q(at))
+
+
+def key_flags(key: AgentKey, at: datetime) -> list[str]:
+    """The hygiene flags of one key, as badges: ``stale``, ``rotate``; none once it is out of force."""
+    if key.status_at(at) != "active":
+        return []
+    flags = []
+    unused_since = at - timedelta(days=settings.CUSTOS_KEY_STALE_DAYS)
+    if (key.last_used_at or key.created_at) < unused_since:
+        flags.append(KEY_STALE)
+    if key.created_at < at - settings.CUSTOS_KEY_MAX_AGE:
+        flags.append(KEY_ROTATE)
+    return flags
+
+
+def unused_days(key: AgentKey, at: datetime) -> int:
+    return max((at - (key.last_used_at or key.created_at)).days, 0)
 
 
 # --- Runtime decisions ----------------------------------------------------------------------

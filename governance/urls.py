@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from governance.views import access_requests, agents, dashboard, delegations, drift, grants, humans, keys, resources
+from governance.views import (
+    access_requests,
+    agents,
+    dashboard,
+    delegations,
+    drift,
+    grants,
+    humans,
+    keys,
+    offboarding,
+    resources,
+)
 
 urlpatterns: list[URLPattern] = [
     path("", dashboard.home, name="home"),
     path("live/", dashboard.live, name="live"),
     path("humans/", humans.humans, name="humans"),
     path("humans/<int:pk>/", humans.human_detail, name="human"),
+    path("humans/<int:pk>/offboard/", offboarding.human_offboard, name="human_offboard"),
+    path("humans/<int:pk>/offboard/confirm/", offboarding.human_offboard_confirm, name="human_offboard_confirm"),
     path("humans/<int:pk>/grants/new/", grants.human_grant_create, name="human_grant_create"),
     path("humans/<int:pk>/delegations/new/", humans.human_delegation_create, name="human_delegation_create"),
     path("agents/", agents.agents, name="agents"),
@@ -22,7 +35,11 @@ urlpatterns: list[URLPattern] = [
     path("agents/<int:pk>/keys/new/", keys.agent_key_create, name="agent_key_create"),
     path("agents/<int:pk>/suspend/", agents.agent_set_status, {"verb": "suspend"}, name="agent_suspend"),
     path("agents/<int:pk>/reactivate/", agents.agent_set_status, {"verb": "reactivate"}, name="agent_reactivate"),
+    path("agents/<int:pk>/offboard/", offboarding.agent_offboard, name="agent_offboard"),
+    path("agents/<int:pk>/offboard/confirm/", offboarding.agent_offboard_confirm, name="agent_offboard_confirm"),
+    path("agents/<int:pk>/keys/revoke-all/", keys.agent_keys_revoke_all, name="agent_keys_revoke_all"),
     path("keys/<int:pk>/revoke/", keys.key_revoke, name="key_revoke"),
+    path("grants/<int:pk>/revoke/", grants.grant_revoke, name="grant_revoke"),
     path("delegations/", delegations.delegations, name="delegations"),
     path("delegations/<int:pk>/revoke/", delegations.delegation_revoke, name="delegation_revoke"),
     path("resources/", resources.resources, name="resources"),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -126,3 +127,25 @@ class KeyRotateApi(ApiView):
             "previous": self.output(s.AgentKeyOutput, old),
         }
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+
+
+class AgentKeysRevokedOutput(serializers.Serializer[Any]):
+    revoked = s.AgentKeyOutput(many=True, help_text="The keys this call revoked (those still in force).")
+
+
+class AgentKeysRevokeAllApi(ApiView):
+    @extend_schema(
+        operation_id="agents_keys_revoke_all",
+        tags=["keys"],
+        request=s.ReasonInput,
+        responses={200: AgentKeysRevokedOutput, **ACTION_ERRORS},
+        description=(
+            "Revoke every key of the agent still in force, with the tokens each obtained: one audit event per key. "
+            "Keys already revoked or expired are left as they are."
+        ),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        agent = get_object_or_404(_agents(request), pk=pk)
+        data = self.validated(s.ReasonInput, request.data)
+        revoked = services.agentkey_revoke_all(actor=Actor.of(request.user), agent=agent, **data)
+        return Response({"revoked": s.AgentKeyOutput(revoked, many=True, context={"request": request}).data})

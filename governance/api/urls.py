@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from governance.api import access_requests, agents, delegations, grants, humans, keys, resources
+from governance.api import access_requests, agents, blast, delegations, grants, humans, keys, offboarding, resources
 
 urlpatterns: list[URLPattern] = [
     path("humans/", humans.HumansApi.as_view(), name="humans"),
     path("humans/<int:pk>/", humans.HumanDetailApi.as_view(), name="human"),
+    path("humans/<int:pk>/offboard/", offboarding.HumanOffboardApi.as_view(), name="human-offboard"),
+    path("humans/<int:pk>/blast-radius/", blast.HumanBlastRadiusApi.as_view(), name="human-blast-radius"),
     path("agents/", agents.AgentsApi.as_view(), name="agents"),
     path("agents/<int:pk>/", agents.AgentDetailApi.as_view(), name="agent"),
     path("agents/<int:pk>/suspend/", agents.AgentSuspendApi.as_view(), name="agent-suspend"),
     path("agents/<int:pk>/reactivate/", agents.AgentReactivateApi.as_view(), name="agent-reactivate"),
+    path("agents/<int:pk>/offboard/", offboarding.AgentOffboardApi.as_view(), name="agent-offboard"),
     path("agents/<int:pk>/keys/", keys.AgentKeysApi.as_view(), name="agent-keys"),
+    path("agents/<int:pk>/keys/revoke-all/", keys.AgentKeysRevokeAllApi.as_view(), name="agent-keys-revoke-all"),
+    path("agents/<int:pk>/blast-radius/", blast.AgentBlastRadiusApi.as_view(), name="agent-blast-radius"),
     path("keys/<int:pk>/revoke/", keys.KeyRevokeApi.as_view(), name="key-revoke"),
     path("keys/<int:pk>/rotate/", keys.KeyRotateApi.as_view(), name="key-rotate"),
     path("resources/", resources.ResourcesApi.as_view(), name="resources"),

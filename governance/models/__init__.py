@@ -47,6 +47,7 @@ from governance.models.keys import (
     SigningKey,
     SigningKeyQuerySet,
 )
+from governance.models.offboarding import Offboarding, OffboardingKind
 from governance.models.state import StateVersion
 
 __all__ = [
@@ -75,6 +76,8 @@ __all__ = [
     "Human",
     "HumanQuerySet",
     "HumanStatus",
+    "Offboarding",
+    "OffboardingKind",
     "Resource",
     "ResourceKind",
     "ResourceQuerySet",

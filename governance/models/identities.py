@@ -129,6 +129,8 @@ class Agent(models.Model):
     status = models.CharField(max_length=12, choices=AgentStatus.choices, default=AgentStatus.ACTIVE)
     risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, default=RiskTier.MEDIUM)
     last_activity_at = models.DateTimeField(null=True, blank=True)
+    # When its sponsor last changed because the sponsor left (reviews open an item for the new sponsor).
+    sponsor_changed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 

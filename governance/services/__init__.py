@@ -23,24 +23,38 @@ from governance.services.delegations import delegation_create, delegation_renew,
 from governance.services.drift import DRIFT_REASONS, drift_acknowledge, drift_observe
 from governance.services.grants import grant_create, grant_renew, grant_revoke
 from governance.services.humans import human_create, human_set_status
-from governance.services.keys import agentkey_create, agentkey_revoke, agentkey_rotate, api_token_create, token_revoke
+from governance.services.keys import (
+    agentkey_create,
+    agentkey_hygiene,
+    agentkey_revoke,
+    agentkey_revoke_all,
+    agentkey_rotate,
+    api_token_create,
+    token_revoke,
+)
+from governance.services.offboarding import AgentOffboardPlan, HumanOffboardPlan, agent_offboard, human_offboard
 from governance.services.resources import parse_scopes, resource_create
-from governance.services.sweeps import expire_due
+from governance.services.sweeps import expire_due, expiry_backlog
 
 __all__ = [
     "DRIFT_REASONS",
+    "AgentOffboardPlan",
+    "HumanOffboardPlan",
     "access_request_approve",
     "access_request_create",
     "access_request_deny",
     "access_request_expire_due",
     "agent_create",
     "agent_create_by_agent",
+    "agent_offboard",
     "agent_reactivate",
     "agent_suspend",
     "agent_update",
     "agentkey_create",
     "agentkey_create_by_agent",
+    "agentkey_hygiene",
     "agentkey_revoke",
+    "agentkey_revoke_all",
     "agentkey_rotate",
     "agentkey_rotate_by_agent",
     "api_token_create",
@@ -51,10 +65,12 @@ __all__ = [
     "drift_acknowledge",
     "drift_observe",
     "expire_due",
+    "expiry_backlog",
     "grant_create",
     "grant_renew",
     "grant_revoke",
     "human_create",
+    "human_offboard",
     "human_set_status",
     "may_decide",
     "parse_scopes",

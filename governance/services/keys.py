@@ -19,6 +19,7 @@ from governance.models import (
     ApiToken,
     DelegationToken,
 )
+from governance.selectors import KEY_ROTATE, KEY_STALE, flagged_keys, key_flags, stale_keys, unused_days
 from governance.services._rules import (
     agent_ref,
     cap_lifetime,
@@ -177,3 +178,33 @@ def agentkey_rotate(
         },
     )
     return new, secret, old
+
+
+@transaction.atomic
+def agentkey_revoke_all(*, actor: Actor, agent: Agent, reason: str = "") -> list[AgentKey]:
+    """Revoke every key of ``agent`` still in force (with the tokens each obtained), one event per key.
+    The agent is locked so a key issued concurrently is either revoked here or issued after."""
+    agent = Agent.objects.select_for_update().get(pk=agent.pk)
+    keys = list(AgentKey.objects.active().filter(agent=agent).order_by("id"))
+    return [agentkey_revoke(actor=actor, key=key, reason=reason) for key in keys]
+
+
+def agentkey_hygiene(*, actor: Actor, batch_size: int = 500) -> dict[str, int]:
+    """Key hygiene (SPEC §4): count keys in force that are stale (unused ``CUSTOS_KEY_STALE_DAYS``) or
+    due for rotation (older than ``CUSTOS_KEY_MAX_AGE``), and, when ``CUSTOS_KEY_AUTO_REVOKE_STALE``,
+    revoke the stale ones, one transaction and one event each, in a bounded batch. Idempotent: a key
+    revoked by an earlier, interrupted run is no longer in force and is not counted again."""
+    now = timezone.now()
+    counts = {"stale": 0, "rotate": 0, "revoked": 0}
+    for key in flagged_keys(now).order_by("id")[:batch_size]:
+        flags = key_flags(key, now)
+        counts["stale"] += KEY_STALE in flags
+        counts["rotate"] += KEY_ROTATE in flags
+    if settings.CUSTOS_KEY_AUTO_REVOKE_STALE:
+        for key in stale_keys(now).select_related("agent").order_by("id")[:batch_size]:
+            with transaction.atomic():
+                if agentkey_revoke(
+                    actor=actor, key=key, reason=f"stale: unused {unused_days(key, now)} days"
+                ).revoked_at:
+                    counts["revoked"] += 1
+    return counts

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
@@ -27,10 +28,13 @@ from console.roles import ADMIN, is_admin, reads_everything, role_required
 from console.trees import TreeRow, flatten
 from governance import forms as f
 from governance import selectors, services
+from governance.blast import agent_blast_radius, picture
 from governance.chain import Usability, delegation_usability
 from governance.decision import reason_summary
-from governance.models import AccessRequest, Agent, AgentKey, Delegation, DelegationToken, DriftEvent
+from governance.models import AccessRequest, Agent, AgentKey, AgentStatus, Delegation, DelegationToken, DriftEvent
+from governance.selectors import KEY_ROTATE
 from governance.views.grants import grants_card
+from governance.views.offboarding import agent_offboarding
 
 AGENT_DECISIONS = 25
 
@@ -171,17 +175,43 @@ def _agent_context(request: HttpRequest, agent: Agent) -> dict[str, Any]:
         "now": now,
         **grants_card(request, agent),
     }
+    context["offboarding"] = agent_offboarding(agent)
+    blast = agent_blast_radius(agent, viewer=user, at=now)
+    context |= {"blast": blast, "blast_picture": picture(blast), "blast_of": "agent"}
+    context["key_rows"] = key_rows(context["keys"], now)
+    context["rotation_reminders"] = [row for row in context["key_rows"] if KEY_ROTATE in row.flags]
+    context["live_key_count"] = sum(1 for key in context["keys"] if key.status_at(now) == "active")
+    context["key_stale_days"] = settings.CUSTOS_KEY_STALE_DAYS
     if is_admin(user):
-        context["key_form"] = f.KeyCreateForm()
-        context["child_form"] = f.ChildDelegationForm(user=user, agent=agent)
+        # Only what can apply: a suspended or offboarded agent gets no new key, link or grant (the services
+        # refuse them too); a suspended one can be reactivated, an offboarded one nothing.
+        if agent.status == AgentStatus.ACTIVE:
+            context["key_form"] = f.KeyCreateForm()
+            context["child_form"] = f.ChildDelegationForm(user=user, agent=agent)
         context["status_actions"] = True
+        context["reason_form"] = ReasonForm()
     return context
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    key: AgentKey
+    # Hygiene badges: "stale" (unused CUSTOS_KEY_STALE_DAYS), "rotate" (older than CUSTOS_KEY_MAX_AGE).
+    flags: list[str]
+
+
+def key_rows(keys: list[AgentKey], now: Any) -> list[KeyRow]:
+    return [KeyRow(key, selectors.key_flags(key, now)) for key in keys]
 
 
 @login_required
 @role_required()
 def agent_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    return render(request, "governance/agent_detail.html", _agent_context(request, visible_agent(request, pk)))
+    from governance.views.keys import pop_leak_report  # keys' views import this module
+
+    context = _agent_context(request, visible_agent(request, pk))
+    context["leak_report"] = pop_leak_report(request, pk) if is_admin(request.user) else None
+    return render(request, "governance/agent_detail.html", context)
 
 
 @login_required
@@ -201,10 +231,14 @@ def agent_set_status(request: HtmxHttpRequest, pk: int, verb: str) -> HttpRespon
     agent = visible_agent(request, pk)
     reason = ReasonForm(request.POST).reason_text()
     change = services.agent_suspend if verb == "suspend" else services.agent_reactivate
+    before = agent.status
     try:
-        change(actor=Actor.of(request.user), agent=agent, reason=reason)
+        changed = change(actor=Actor.of(request.user), agent=agent, reason=reason)
     except DomainError as error:
         messages.error(request, error.detail)
     else:
-        messages.success(request, f"{agent.name} is now {'suspended' if verb == 'suspend' else 'active'}.")
+        if changed.status == before:
+            messages.info(request, f"{agent.name} was already {before}; nothing changed.")
+        else:
+            messages.success(request, f"{agent.name} is now {'suspended' if verb == 'suspend' else 'active'}.")
     return go(request, reverse("console:agent", args=[agent.pk]))

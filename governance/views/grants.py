@@ -14,12 +14,12 @@ from django.views.decorators.http import require_POST
 
 from audit.services import Actor
 from console.errors import DomainError
-from console.forms import apply_domain_error
-from console.pages import HtmxHttpRequest, go, render_form
+from console.forms import ReasonForm, apply_domain_error
+from console.pages import HtmxHttpRequest, back, go, render_form
 from console.roles import ADMIN, is_admin, role_required
 from governance import forms as f
 from governance import services
-from governance.models import Agent, Grant, Human
+from governance.models import Agent, AgentStatus, Grant, GrantStatus, Human, HumanStatus
 
 GRANTS_CARD = "governance/_grants_card.html"
 # A card, not a report: beyond this many grants the resource pages are the better view.
@@ -41,7 +41,13 @@ def grants_card(request: HttpRequest, holder: Human | Agent, form: f.GrantCreate
         "now": timezone.now(),
     }
     if is_admin(request.user):
-        context["grant_form"] = form or f.GrantCreateForm(user=request.user, for_agent=kind == "agent")
+        context["grants_revocable"] = True
+        # A suspended, offboarded or departed holder is offered no new grant (grant_create refuses it as
+        # well; a refused form still comes back with its error).
+        if form is not None:
+            context["grant_form"] = form
+        elif holder.status in (AgentStatus.ACTIVE, HumanStatus.ACTIVE):
+            context["grant_form"] = f.GrantCreateForm(user=request.user, for_agent=kind == "agent")
     return context
 
 
@@ -80,3 +86,18 @@ def agent_grant_create(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def human_grant_create(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return _grant_create(request, get_object_or_404(Human.objects.visible_to(request.user), pk=pk))
+
+
+@login_required
+@role_required(ADMIN)
+@require_POST
+def grant_revoke(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    grant = get_object_or_404(Grant.objects.visible_to(request.user).select_related("resource"), pk=pk)
+    was_active = grant.status == GrantStatus.ACTIVE
+    services.grant_revoke(actor=Actor.of(request.user), grant=grant, reason=ReasonForm(request.POST).reason_text())
+    if was_active:
+        messages.success(request, f"Grant {grant.scope} revoked.")
+    else:
+        messages.info(request, f"Grant {grant.scope} was already {grant.status}; nothing changed.")
+    kind, holder_id = ("agent", grant.holder_agent_id) if grant.holder_agent_id else ("human", grant.holder_human_id)
+    return go(request, back(request, reverse(f"console:{kind}", args=[holder_id])))

@@ -23,8 +23,10 @@ from console.roles import ADMIN, is_admin, role_required
 from console.trees import flatten
 from governance import forms as f
 from governance import services
-from governance.models import Agent, Delegation, Human
+from governance.blast import human_blast_radius, picture
+from governance.models import Agent, Delegation, Human, HumanStatus
 from governance.views.grants import grants_card
+from governance.views.offboarding import human_offboarding
 
 # The delegation forest is one query; beyond this many links a search is the better tool anyway.
 FOREST_LIMIT = 2000
@@ -60,7 +62,11 @@ def _human_context(request: HttpRequest, human: Human) -> dict[str, Any]:
         "now": now,
         **grants_card(request, human),
     }
-    if is_admin(user):
+    context["offboarding"] = human_offboarding(human)
+    blast = human_blast_radius(human, viewer=user, at=now)
+    context |= {"blast": blast, "blast_picture": picture(blast), "blast_of": "human"}
+    # Someone suspended or gone delegates nothing (delegation_create refuses it as well).
+    if is_admin(user) and human.status == HumanStatus.ACTIVE:
         context["delegation_form"] = f.RootDelegationForm(user=user, human=human)
     return context
 

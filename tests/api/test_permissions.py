@@ -42,6 +42,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         "post", lambda w: "humans/", WRITE, lambda w: {"email": "new@example.test", "name": "New"}, created=True
     ),
     "human detail": Endpoint("get", lambda w: f"humans/{w.mine.pk}/", READ),
+    "human offboard": Endpoint("post", lambda w: f"humans/{w.left.pk}/offboard/", WRITE, lambda w: {"reason": "t"}),
     "agents list": Endpoint("get", lambda w: "agents/", READ),
     "agents create": Endpoint(
         "post", lambda w: "agents/", WRITE, lambda w: {"name": "new-agent", "sponsor": w.mine.pk}, created=True
@@ -49,7 +50,15 @@ ENDPOINTS: dict[str, Endpoint] = {
     "agent detail": Endpoint("get", lambda w: f"agents/{w.agent.pk}/", READ),
     "agent suspend": Endpoint("post", lambda w: f"agents/{w.agent.pk}/suspend/", WRITE, lambda w: {"reason": "t"}),
     "agent reactivate": Endpoint("post", lambda w: f"agents/{w.suspended_agent.pk}/reactivate/", WRITE),
+    "agent offboard": Endpoint(
+        "post", lambda w: f"agents/{w.sub_agent.pk}/offboard/", WRITE, lambda w: {"reason": "t"}
+    ),
     "agent keys list": Endpoint("get", lambda w: f"agents/{w.agent.pk}/keys/", READ),
+    "agent keys revoke all": Endpoint(
+        "post", lambda w: f"agents/{w.agent.pk}/keys/revoke-all/", WRITE, lambda w: {"reason": "rotation drill"}
+    ),
+    "agent blast radius": Endpoint("get", lambda w: f"agents/{w.agent.pk}/blast-radius/", READ),
+    "human blast radius": Endpoint("get", lambda w: f"humans/{w.mine.pk}/blast-radius/", READ),
     "agent keys create": Endpoint(
         "post", lambda w: f"agents/{w.agent.pk}/keys/", WRITE, lambda w: {"name": "ci"}, created=True
     ),

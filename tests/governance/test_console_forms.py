@@ -339,3 +339,137 @@ def test_a_key_for_a_suspended_agent_is_refused_inline(admin: Client) -> None:
     assert response.status_code == 422
     assert "keys go to active agents" in response.content.decode()
     assert not AgentKey.objects.filter(agent=agent).exists()
+
+
+# --- Reasons reach the audit log; pages offer only what can apply -----------------------------------
+
+
+def _reason_of(action: str) -> str:
+    return AuditEvent.objects.filter(action=action).order_by("-id").values_list("context__reason", flat=True)[0]
+
+
+def test_every_console_action_carries_its_reason_to_the_audit_event(admin: Client, chain: dict[str, Any]) -> None:
+    agent, human, resource = chain["agent"], chain["human"], chain["resource"]
+    key, _secret = factories.make_key(agent)
+    grant = factories.make_grant(agent, resource, "read")
+
+    admin.post(reverse("console:delegation_revoke", args=[chain["narrow"].pk]), {"reason": "narrow no longer needed"})
+    admin.post(reverse("console:key_revoke", args=[key.pk]), {"reason": "rotated by hand"})
+    admin.post(reverse("console:grant_revoke", args=[grant.pk]), {"reason": "project ended"}, headers=HTMX)
+    admin.post(reverse("console:agent_suspend", args=[agent.pk]), {"reason": "odd traffic"})
+    admin.post(reverse("console:agent_reactivate", args=[agent.pk]), {"reason": "traffic explained"})
+
+    assert _reason_of("delegation.revoke") == "narrow no longer needed"
+    assert _reason_of("agentkey.revoke") == "rotated by hand"
+    assert _reason_of("grant.revoke") == "project ended"
+    assert AuditEvent.objects.filter(action="agent.suspend", target_id=str(agent.pk)).get().context["reason"] == (
+        "odd traffic"
+    )
+    assert _reason_of("agent.reactivate") == "traffic explained"
+    grant.refresh_from_db()
+    assert grant.status == "revoked" and grant.revoked_reason == "project ended"
+    assert human.pk  # the chain's human is untouched by the agent's actions
+
+
+def test_the_grants_card_offers_revoke_with_a_reason_to_admins_only(
+    admin: Client, reviewer_user: User, chain: dict[str, Any]
+) -> None:
+    grant = factories.make_grant(chain["agent"], chain["resource"], "read")
+    url = reverse("console:grant_revoke", args=[grant.pk])
+    page = admin.get(reverse("console:agent", args=[chain["agent"].pk])).content.decode()
+    assert f'action="{url}"' in page and 'aria-label="Reason for revoking crm.contacts:read"' in page
+
+    auditor = Client()
+    auditor.force_login(factories.make_auditor())
+    assert f'action="{url}"' not in auditor.get(reverse("console:agent", args=[chain["agent"].pk])).content.decode()
+    assert auditor.post(url, {"reason": "x"}).status_code == 403
+    assert Grant.objects.get(pk=grant.pk).status == "active"
+
+
+def _forms_on(client: Client, url: str) -> set[str]:
+    return set(re.findall(r'<form[^>]*action="([^"]+)"', client.get(url).content.decode()))
+
+
+def test_a_suspended_agents_page_offers_only_reactivation_and_the_services_refuse_the_rest(
+    admin: Client, chain: dict[str, Any]
+) -> None:
+    agent, resource = chain["agent"], chain["resource"]
+    factories.services.agent_suspend(actor=factories.SYSTEM, agent=agent, reason="test")
+    page_url = reverse("console:agent", args=[agent.pk])
+
+    forms = _forms_on(admin, page_url)
+
+    key_url = reverse("console:agent_key_create", args=[agent.pk])
+    grant_url = reverse("console:agent_grant_create", args=[agent.pk])
+    child_url = reverse("console:agent_delegation_create", args=[agent.pk])
+    assert reverse("console:agent_reactivate", args=[agent.pk]) in forms
+    assert not {key_url, grant_url, child_url, reverse("console:agent_suspend", args=[agent.pk])} & forms
+
+    seq = _last_seq()
+    key = admin.post(key_url, {"name": "ci"}, headers=HTMX)
+    grant = admin.post(
+        grant_url, {"scope": resource.scope("read"), "expires_at": _local(timedelta(days=1))}, headers=HTMX
+    )
+    child = admin.post(
+        child_url,
+        {
+            "parent": chain["wide"].pk,
+            "delegate": chain["sub"].pk,
+            "scopes": [resource.scope("read")],
+            "expires_at": _local(timedelta(hours=2)),
+            "purpose": "p",
+            "max_depth": 0,
+        },
+        headers=HTMX,
+    )
+    assert key.status_code == grant.status_code == child.status_code == 422
+    assert "keys go to active agents" in key.content.decode()
+    assert "grants go to active holders" in grant.content.decode()
+    assert _events_since(seq) == []
+
+
+def test_an_offboarded_agents_page_offers_no_action_and_suspending_it_is_refused(
+    admin: Client, chain: dict[str, Any]
+) -> None:
+    agent = chain["sub"]
+    factories.services.agent_offboard(actor=factories.SYSTEM, agent=agent, reason="retired")
+
+    forms = _forms_on(admin, reverse("console:agent", args=[agent.pk]))
+
+    for name in ("agent_suspend", "agent_reactivate", "agent_key_create", "agent_grant_create"):
+        assert reverse(f"console:{name}", args=[agent.pk]) not in forms
+    response = admin.post(reverse("console:agent_suspend", args=[agent.pk]), {"reason": "x"}, follow=True)
+    assert "An offboarded agent cannot change status." in response.content.decode()
+    assert Agent.objects.get(pk=agent.pk).status == AgentStatus.OFFBOARDED
+
+
+@pytest.mark.parametrize("status", ["left", "suspended"])
+def test_a_human_who_left_or_is_suspended_gets_no_grant_or_delegation_form_and_posting_is_refused(
+    admin: Client, chain: dict[str, Any], status: str
+) -> None:
+    human, resource = chain["human"], chain["resource"]
+    factories.services.human_set_status(actor=factories.SYSTEM, human=human, status=status, reason="test")
+    other = factories.make_agent()
+
+    forms = _forms_on(admin, reverse("console:human", args=[human.pk]))
+
+    delegate_url = reverse("console:human_delegation_create", args=[human.pk])
+    grant_url = reverse("console:human_grant_create", args=[human.pk])
+    assert not {delegate_url, grant_url} & forms
+    seq = _last_seq()
+    delegated = admin.post(
+        delegate_url,
+        {
+            "delegate": other.pk,
+            "scopes": [resource.scope("read")],
+            "expires_at": _local(timedelta(hours=2)),
+            "purpose": "p",
+            "max_depth": 0,
+        },
+        headers=HTMX,
+    )
+    granted = admin.post(grant_url, {"scope": resource.scope("read")}, headers=HTMX)
+    assert delegated.status_code == granted.status_code == 422
+    assert f"{human.name} is {status}" in delegated.content.decode()
+    assert "grants go to active holders" in granted.content.decode()
+    assert _events_since(seq) == []

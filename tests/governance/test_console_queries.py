@@ -192,8 +192,9 @@ def test_sub_agents_are_listed_under_their_parent_in_the_tree(admin_user: User) 
 
 # For an agent holding one delegation in force: the agent, its delegations, that one's usability (its
 # chain, the root human's grants), ancestors, drift events, sub-agent tree, onward delegations,
-# grants, keys, tokens in force, recent decisions, pending access requests, recent changes.
-AGENT_PAGE_FOR_AN_AUDITOR = 3 + 14
+# grants, keys, tokens in force, recent decisions, pending access requests, recent changes; its blast
+# radius (governance.blast: the subtree, grants, delegations, root humans' grants, resources, keys, tokens).
+AGENT_PAGE_FOR_AN_AUDITOR = 3 + 14 + 7
 ACCESS_REQUESTS_PAGE_FOR_AN_AUDITOR = 3 + 2  # rows (agent, sponsor, approver joined), their resources
 # A reviewer's rows also need their Human (who may decide) and which agents and approvers they may open.
 ACCESS_REQUESTS_PAGE_FOR_A_REVIEWER = ACCESS_REQUESTS_PAGE_FOR_AN_AUDITOR + 3 + NAV_BADGE
