@@ -53,8 +53,9 @@ STANDING: dict[str, tuple[str, str]] = {
         "grant, a key reported leaked.",
     ),
 }
-# How far back a used just-in-time grant is looked for.
+# How far back a used just-in-time grant, or a change of sponsor, is looked for.
 JIT_LOOKBACK = timedelta(days=7)
+SUCCESSION_LOOKBACK = timedelta(days=7)
 
 
 def standing_campaign(kind: str) -> Campaign:
@@ -232,8 +233,9 @@ def _jit_uses(request: AccessRequest) -> int:
 
 
 def micro_reviews_open(*, now: datetime | None = None) -> dict[str, int]:
-    """Open a micro-review for each new drift event, agent whose sponsor left or was suspended, used
-    just-in-time grant and key reported leaked; close as ended the pending ones whose agent stopped."""
+    """Open a micro-review for each new drift event, agent whose sponsor left or was suspended, agent
+    handed to a new sponsor, used just-in-time grant and key reported leaked; close as ended the pending
+    ones whose agent stopped."""
     now = now or timezone.now()
     campaign = standing_campaign(CampaignKind.MICRO)
     actor = Actor.system("micro-reviews")
@@ -269,6 +271,23 @@ def micro_reviews_open(*, now: datetime | None = None) -> dict[str, int]:
                 agent_id=agent.pk,
                 label=f"{agent.name}: sponsor {sponsor.name} {gone}",
                 advice=Advice(Decision.REVOKE, f"its sponsor {gone}; nobody is accountable for it"),
+            )
+        )
+    # Succession: an agent handed to a new sponsor when its sponsor left (governance's human offboarding).
+    for agent in (
+        Agent.objects.active().filter(sponsor_changed_at__gte=now - SUCCESSION_LOOKBACK).select_related("sponsor")
+    ):
+        assert agent.sponsor_changed_at is not None
+        found.append(
+            Draft(
+                kind=ItemKind.SPONSOR_INACTIVE,
+                subject_key=f"succession:{agent.pk}:{agent.sponsor_id}:{agent.sponsor_changed_at:%Y%m%dT%H%M%S}",
+                agent_id=agent.pk,
+                label=f"{agent.name}: now sponsored by {agent.sponsor.name} (its sponsor left)",
+                advice=Advice(
+                    Decision.CERTIFY,
+                    f"handed to {agent.sponsor.name}, the previous sponsor's manager: confirm it still needs it",
+                ),
             )
         )
     approved = AccessRequest.objects.filter(

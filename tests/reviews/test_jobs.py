@@ -20,7 +20,7 @@ from audit.services import Actor
 from console.errors import Conflict
 from governance import runtime
 from governance import services as governance
-from governance.models import DriftEvent, GrantStatus
+from governance.models import Agent, DriftEvent, GrantStatus
 from reviews import services
 from reviews.models import Campaign, CampaignKind, ItemKind, ItemStatus, Notification, ReviewItem
 from tests import factories
@@ -235,3 +235,16 @@ def test_a_just_in_time_grant_opens_a_micro_review_once_it_is_used_and_revoking_
                            justification="one-off fix done")  # fmt: skip
     again = runtime.check(credential=token, action="write", resource="crm.contacts", context={})
     assert not again.outcome.allowed
+
+
+def test_an_agent_handed_to_a_new_sponsor_opens_a_succession_review_for_the_new_sponsors_manager(org: Org) -> None:
+    micro = services.standing_campaign(CampaignKind.MICRO)
+    services.campaign_update(actor=factories.SYSTEM, campaign=micro, fallback_reviewer=org.fallback)
+    # As governance's human offboarding leaves it: the agent moved to the leaver's manager (Sam).
+    heir = factories.make_agent(sponsor=org.sponsor, name="inherited-bot")
+    Agent.objects.filter(pk=heir.pk).update(sponsor_changed_at=timezone.now())
+    assert services.micro_reviews_open()["opened"] == 1
+    succession = ReviewItem.objects.get(campaign=micro, agent=heir)
+    assert succession.label == "inherited-bot: now sponsored by Sam Sponsor (its sponsor left)"
+    assert succession.reviewer == org.manager and succession.recommendation == "certify"
+    assert services.micro_reviews_open()["opened"] == 0
