@@ -46,9 +46,10 @@ from governance.models import (
     make_scope,
 )
 
-# The agents given and every sub-agent below them, at any depth (parents never change: no cycle).
+# The agents given and every sub-agent below them, at any depth (parents never change: no cycle). One
+# placeholder per seed, so it runs on SQLite (make run) as on PostgreSQL.
 _SUBTREE_IDS = (
-    "WITH RECURSIVE sub(id) AS (SELECT id FROM governance_agent WHERE id = ANY(%s) "
+    "WITH RECURSIVE sub(id) AS (SELECT id FROM governance_agent WHERE id IN ({seeds}) "
     "UNION SELECT a.id FROM governance_agent a JOIN sub ON a.parent_id = sub.id) SELECT id FROM sub"
 )
 
@@ -144,7 +145,8 @@ def _split(scope: str) -> tuple[str, str]:
 def _blast_radius(seed_ids: list[int], *, viewer: Any, at: datetime) -> BlastRadius:
     if not seed_ids:
         return BlastRadius(computed_at=at, agents=(), scopes=(), exposure_until=None)
-    below = RawSQL(_SUBTREE_IDS, [seed_ids])  # noqa: S611 - constant SQL; the ids are a bound parameter
+    seeds = ", ".join(["%s"] * len(seed_ids))
+    below = RawSQL(_SUBTREE_IDS.format(seeds=seeds), seed_ids)  # noqa: S611 - constant SQL, bound ids
     tree = Agent.objects.filter(id__in=below)
     if viewer is not None and not reads_everything(viewer):
         tree = tree & Agent.objects.visible_to(viewer)

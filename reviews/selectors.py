@@ -134,7 +134,10 @@ def badge_count(user: Any) -> int:
     cap, in one query (the navigation badge)."""
     pending = ReviewItem.objects.pending().assigned_to(user).order_by().values("pk")[: BADGE_CAP + 1]
     unread = Notification.objects.filter(user=user, read_at__isnull=True).order_by().values("pk")[: BADGE_CAP + 1]
-    return pending.union(unread, all=True).count()
+    # The limits sit inside IN (…): SQLite refuses a LIMIT on a member of the UNION itself.
+    items = ReviewItem.objects.filter(pk__in=pending).order_by().values("pk")
+    notes = Notification.objects.filter(pk__in=unread).order_by().values("pk")
+    return items.union(notes, all=True).count()
 
 
 # --- The item drawer ---------------------------------------------------------------------------
