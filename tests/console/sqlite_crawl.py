@@ -1,0 +1,77 @@
+"""Run by ``test_make_run_on_sqlite``, in its own process against a SQLite file (what ``make run`` uses):
+seed the demo, then open every console page and API list a demo user reaches, as each role, plain and
+htmx, and take one offboarding, one leaver and one sweep. Prints a JSON list of what failed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from audit.services import Actor  # noqa: E402
+from governance import services  # noqa: E402
+from governance.models import Agent, Human  # noqa: E402
+from reviews import services as reviews  # noqa: E402
+from reviews.models import Campaign, ReviewItem  # noqa: E402
+
+
+def pages() -> list[str]:
+    agent = Agent.objects.filter(status="active", children__isnull=False).first()
+    human = Human.objects.get(user__username="reviewer")
+    item = ReviewItem.objects.filter(reviewer__user__username="reviewer", status="pending").first()
+    campaign = Campaign.objects.filter(kind="campaign").first()
+    assert agent and item and campaign
+    return [
+        "/", "/agents/", f"/agents/{agent.pk}/", f"/agents/{agent.pk}/offboard/", "/humans/", f"/humans/{human.pk}/",
+        f"/humans/{human.pk}/offboard/", "/reviews/", f"/reviews/items/{item.pk}/", "/reviews/?show=all",
+        "/reviews/?show=unassigned", f"/reviews/?after={'0' * 42}", "/reviews/notifications/", "/campaigns/",
+        f"/campaigns/{campaign.pk}/", f"/campaigns/{campaign.pk}/report.csv", f"/campaigns/{campaign.pk}/report.json",
+        "/campaigns/new/", "/delegations/", "/drift/", "/access-requests/", "/audit/", "/resources/",
+        f"/api/v1/agents/{agent.pk}/blast-radius/", f"/api/v1/humans/{human.pk}/blast-radius/",
+        "/api/v1/campaigns/", "/api/v1/review-items/", "/api/v1/agents/", "/api/v1/delegations/",
+    ]  # fmt: skip
+
+
+def main() -> None:
+    settings.ALLOWED_HOSTS = ["*"]
+    call_command("migrate", verbosity=0)
+    call_command("seed_demo", verbosity=0)
+    failures: list[str] = []
+    urls = pages()
+    for username in ("admin", "reviewer", "auditor"):
+        client = Client(raise_request_exception=False)
+        client.force_login(User.objects.get(username=username))
+        for url in urls:
+            for headers in ({}, {"HX-Request": "true"}):
+                response = client.get(url, headers=headers)
+                if response.status_code >= 500:
+                    failures.append(f"{username} GET {url} {headers}: {response.status_code}")
+    admin = Actor.user(User.objects.get(username="admin"))
+    try:
+        agent = Agent.objects.filter(status="active", children__isnull=False).first()
+        services.agent_offboard(actor=admin, agent=agent, reason="sqlite smoke")
+        leaver = Human.objects.filter(status="active", sponsored_agents__status="active", manager__isnull=False)
+        services.human_offboard(actor=admin, human=leaver.filter(user__isnull=True).first(), reason="sqlite smoke")
+        services.expire_due(actor=Actor.system("sqlite smoke"))
+        reviews.micro_reviews_open()
+        reviews.recertification_open_due()
+        reviews.reviews_remind_due()
+        reviews.reviews_escalate_due()
+    except Exception:  # the report is the point: what broke, in full
+        failures.append(traceback.format_exc())
+    print(json.dumps(failures))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
