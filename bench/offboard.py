@@ -17,18 +17,13 @@ Runs in a scratch database beside DATABASE_URL's (``custos_bench_<pid>``), dropp
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import statistics
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import scratch as scratch_db  # bench/scratch.py, beside this script
 
-REPO = Path(__file__).resolve().parents[1]
 LEVELS = 10  # below the top: 2^11 - 1 = 2,047 agents
 
 
@@ -128,25 +123,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="offboardings (each of a fresh tree) and suspensions")
     args = parser.parse_args()
-    url = scratch_db.server_url()
-    scratch, scratch_url = scratch_db.create(url)
-    try:
-        os.environ["DATABASE_URL"] = scratch_url
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
-        os.environ["DEBUG"] = "false"
-        os.environ["CUSTOS_MANIFEST_STATIC"] = "false"
-        sys.path.insert(0, str(REPO))
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
+    with scratch_db.django_in_scratch(DEBUG="false", CUSTOS_MANIFEST_STATIC="false"):
         from audit.services import Actor
         from governance import services
         from governance.models import Human, Resource
 
-        call_command("migrate", verbosity=0)
         sponsor = Human.objects.create(email="s@bench.test", name="Sam Sponsor")
         resource = Resource.objects.create(name="ledger.data", owner=sponsor, actions=["read"])
         services.grant_create(actor=Actor.system("bench"), holder=sponsor, resource=resource, action="read")
@@ -167,11 +148,6 @@ def main() -> None:
             f"{single_effective * 1000:.2f} ms; ratio {effective / single_effective:.2f}x (goal <= 2) "
             f"[agent_suspend itself: {single_total * 1000:.1f} ms]"
         )
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        scratch_db.drop(url, scratch)
 
 
 if __name__ == "__main__":

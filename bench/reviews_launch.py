@@ -15,18 +15,14 @@ Runs in a scratch database beside DATABASE_URL's (``custos_bench_<pid>``), dropp
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import statistics
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import scratch as scratch_db  # bench/scratch.py, beside this script
 
-REPO = Path(__file__).resolve().parents[1]
 GRANTS_PER_AGENT = 50
 
 RAW_TABLE = "CREATE TABLE bench_plain_item (LIKE reviews_reviewitem INCLUDING ALL)"
@@ -138,25 +134,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000, help="items in the campaign (100,000)")
     parser.add_argument("--rounds", type=int, default=30, help="queue page requests per position (30)")
     args = parser.parse_args()
-    url = scratch_db.server_url()
-    scratch, scratch_url = scratch_db.create(url)
-    try:
-        os.environ["DATABASE_URL"] = scratch_url
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
-        os.environ["DEBUG"] = "false"
-        os.environ["CUSTOS_SECURE"] = "false"  # plain HTTP to the test client: no redirect to https
-        os.environ["CUSTOS_MANIFEST_STATIC"] = "false"  # nothing collected in a scratch run
-        sys.path.insert(0, str(REPO))
-        import django
-
-        django.setup()
+    # DEBUG off as in production; plain HTTP to the test client (no redirect to https), nothing collected.
+    with scratch_db.django_in_scratch(DEBUG="false", CUSTOS_SECURE="false", CUSTOS_MANIFEST_STATIC="false"):
         from django.conf import settings
-        from django.core.management import call_command
         from django.db import connection
 
         settings.ALLOWED_HOSTS = ["*"]
-        call_command("migrate", verbosity=0)
         org = build_org(args.items)
         seconds, opened, campaign = launch(org)
         plain = raw_insert(campaign, org["reviewer"])
@@ -171,11 +154,6 @@ def main() -> None:
             f"queue page (median of {args.rounds}): first item {first * 1000:.1f} ms; item {total:,} "
             f"{deep * 1000:.1f} ms; ratio {deep / first:.2f}x (goal <= 1.5)"
         )
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        scratch_db.drop(url, scratch)
 
 
 if __name__ == "__main__":

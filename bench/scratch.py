@@ -1,12 +1,18 @@
-"""A scratch PostgreSQL database beside DATABASE_URL's, for the audit benchmarks: created at the start,
-dropped at the end, so no real audit log is touched."""
+"""A scratch PostgreSQL database beside DATABASE_URL's, for the benchmarks: created at the start, dropped
+at the end, so no real data is touched (``django_in_scratch`` sets Django up against it)."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def server_url() -> str:
@@ -42,3 +48,31 @@ def create(url: str) -> tuple[str, str]:
 def drop(url: str, name: str) -> None:
     with _admin_connection(url) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def django_in_scratch(*apps: str, **env: str) -> Iterator[None]:
+    """Django set up against a fresh scratch database beside DATABASE_URL's, migrated (``apps``, or all),
+    with ``env`` added to the environment first (production-like settings: DEBUG off unless said); the
+    database is dropped on the way out, whatever happened."""
+    url = server_url()
+    name, scratch_url = create(url)
+    try:
+        os.environ["DATABASE_URL"] = scratch_url
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
+        os.environ.update(env)
+        sys.path.insert(0, str(REPO))
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", *apps, verbosity=0)
+        yield
+    finally:
+        if "django.db" in sys.modules:
+            from django.db import connections
+
+            connections.close_all()
+        drop(url, name)

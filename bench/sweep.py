@@ -15,16 +15,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
-import secrets
-import sys
 import time
-from pathlib import Path
 
 import scratch as scratch_db  # bench/scratch.py, beside this script
-
-REPO = Path(__file__).resolve().parents[1]
 
 INSERT_GRANTS = """
 INSERT INTO governance_grant (holder_agent_id, resource_id, action, valid_from, expires_at, status, source,
@@ -50,17 +44,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=0, help="sweep batch size (the service's default)")
     parser.add_argument("--profile", action="store_true", help="profile the sweep (cProfile, top 25)")
     args = parser.parse_args()
-    url = scratch_db.server_url()
-    scratch, scratch_url = scratch_db.create(url)
-    try:
-        os.environ["DATABASE_URL"] = scratch_url
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
-        sys.path.insert(0, str(REPO))
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+    with scratch_db.django_in_scratch():
         from django.db import connection
 
         from audit.models import AuditEvent
@@ -69,7 +53,6 @@ def main() -> None:
         from governance.models import Grant, GrantStatus
         from governance.services import sweeps
 
-        call_command("migrate", verbosity=0)
         actor = Actor.system("bench")
         owner = services.human_create(actor=actor, email="owner@example.test", name="Owner")
         resource = services.resource_create(actor=actor, name="crm.contacts", actions=("read",), owner=owner)
@@ -113,9 +96,6 @@ def main() -> None:
         )
         if profiler:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
-        connection.close()
-    finally:
-        scratch_db.drop(url, scratch)
 
 
 if __name__ == "__main__":
