@@ -132,9 +132,11 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+# The broker defaults to REDIS_URL's Redis; CUSTOS_BROKER_URL puts it elsewhere (another Redis database or
+# server), e.g. to keep the cache's evictions and flushes away from queued tasks.
+CELERY_BROKER_URL = env_str("CUSTOS_BROKER_URL", REDIS_URL) or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
-if not REDIS_URL:
+if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,12 @@ def _own_redis_database_per_worker() -> None:
     url = urlsplit(cache["LOCATION"])
     base = int(url.path.strip("/") or 0)
     cache["LOCATION"] = urlunsplit(url._replace(path=f"/{(base + int(worker[2:])) % 16}"))
+    # The Celery broker too, eight databases further (a cache.clear() must not empty a queue): a test
+    # that counts or flushes the queue must not see another worker's tasks.
+    broker = urlsplit(settings.CELERY_BROKER_URL)
+    if broker.scheme.startswith("redis"):
+        base = int(broker.path.strip("/") or 0)
+        settings.CELERY_BROKER_URL = urlunsplit(broker._replace(path=f"/{(base + 8 + int(worker[2:])) % 16}"))
 
 
 @pytest.fixture(scope="session", autouse=True)

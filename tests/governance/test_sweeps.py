@@ -233,7 +233,8 @@ def worker() -> Iterator[Callable[[], subprocess.Popen[str]]]:
                 *("--without-gossip", "--without-mingle", "--without-heartbeat"),
             ],
             cwd=REPO,
-            env=subprocess_env(),
+            # The broker this test process sends to (tests/conftest.py gives each xdist worker its own).
+            env=subprocess_env(CUSTOS_BROKER_URL=settings.CELERY_BROKER_URL),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
