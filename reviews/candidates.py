@@ -91,13 +91,19 @@ class Context:
         return cls(org, now, resources, usage, reach, settings.CUSTOS_REVIEW_UNUSED_DAYS)
 
     def blast_radius(self, agent_id: int) -> int:
-        """Scopes reachable by the agent and every sub-agent below it: what a misuse could touch."""
+        """What a misuse could touch (SPEC §8): the scopes reachable by the agent and every sub-agent below
+        it, each weighted by its resource's sensitivity (1, 3, 9, 27; a resource no longer in the
+        catalogue counts as medium), as ``governance.blast`` weighs them."""
         radius = self._radius.get(agent_id)
         if radius is None:
             scopes: set[str] = set()
             for member in [agent_id, *self.org.descendants(agent_id)]:
                 scopes |= self.reach.get(member, set())
-            radius = self._radius[agent_id] = len(scopes)
+            weights = [
+                SENSITIVITY_WEIGHT[r.sensitivity] if (r := self.resources.get(s.partition(":")[0])) else 3
+                for s in scopes
+            ]
+            radius = self._radius[agent_id] = sum(weights)
         return radius
 
     def sensitivities(self, scopes: list[str]) -> list[str]:

@@ -297,7 +297,7 @@ class ReviewItem(models.Model):
     risk = models.CharField(max_length=8, choices=Risk.choices, default=Risk.MEDIUM)
     # The queue's order: higher first. Risk level, then recommendation and sensitivity, as one integer.
     risk_score = models.PositiveIntegerField(default=0)
-    # How many scopes, across the agent and every sub-agent below it, this access reaches.
+    # What the agent and every sub-agent below it can reach: its scopes weighted by sensitivity.
     blast_radius = models.PositiveIntegerField(default=0)
     # The queue's order as one column (``queue_key``): set when the item is opened, never changed.
     queue_key = models.CharField(max_length=QUEUE_KEY_LENGTH, editable=False)

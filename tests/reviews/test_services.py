@@ -46,7 +46,10 @@ def test_a_launch_opens_one_item_per_access_with_its_audit_event_and_routes_it_t
     assert campaign.items_generated == campaign.items_expected == 3 and campaign.generated_at is not None
     opened = AuditEvent.objects.filter(action="review.item.open", context__campaign=campaign.pk)
     assert opened.count() == 3
-    assert item(campaign, f"grant:{org.grant.pk}").routing == "the sponsor's manager"
+    grant_item = item(campaign, f"grant:{org.grant.pk}")
+    assert grant_item.routing == "the sponsor's manager"
+    # One scope (crm.contacts:read, by grant and delegation) on a high-sensitivity resource: weight 9.
+    assert grant_item.blast_radius == 9
 
 
 def test_generation_resumes_without_duplicates_after_a_worker_died_mid_way(org: Org) -> None:
