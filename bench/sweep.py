@@ -4,7 +4,7 @@ agent grants (batches, each claimed by one ``UPDATE … RETURNING`` and recorded
 ``UPDATE governance_grant SET status = 'expired' WHERE status = 'active' AND expires_at <= now()`` of the
 same rows, which writes no events (goal ≥ 0.33x).
 
-    DATABASE_URL=postgres://USER@HOST:5432/ANY_DB .venv/bin/python bench/sweep.py [--grants 1000000] [--batch 5000] [--profile]
+    DATABASE_URL=postgres://USER@HOST:5432/ANY_DB .venv/bin/python bench/sweep.py [--grants 1000000] [--batch 5000] [--sweepers 2] [--profile]
 
 Runs in a scratch database beside DATABASE_URL's (``custos_bench_<pid>``), dropped at the end. The rows
 are bulk inserted, measured once by the raw UPDATE, set active again and vacuumed, then swept: both runs
@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument("--grants", type=int, default=1_000_000, help="due agent grants (1,000,000)")
     parser.add_argument("--batch", type=int, default=0, help="sweep batch size (the service's default)")
     parser.add_argument("--profile", action="store_true", help="profile the sweep (cProfile, top 25)")
+    parser.add_argument(
+        "--sweepers", type=int, default=0, help="sweepers at once (threads, own connections); CUSTOS_SWEEPERS (2)"
+    )
     args = parser.parse_args()
     with scratch_db.django_in_scratch():
         from django.db import connection
@@ -80,7 +83,8 @@ def main() -> None:
         began = time.perf_counter()
         if profiler:
             profiler.enable()
-        counts = services.expire_due(actor=Actor.system("expiry sweep"), batch_size=batch)
+        sweepers = args.sweepers or None  # the service's default
+        counts = services.expire_due(actor=Actor.system("expiry sweep"), batch_size=batch, sweepers=sweepers)
         if profiler:
             profiler.disable()
         swept = time.perf_counter() - began
@@ -90,7 +94,7 @@ def main() -> None:
 
         print(
             f"raw UPDATE of {raw_rows:,} grants (no events): {raw:.2f} s = {raw_rows / raw:,.0f} rows/s\n"
-            f"sweep of {counts['grants']:,} grants in batches of {batch:,} with {events:,} audit events: "
+            f"sweep of {counts['grants']:,} grants in batches of {batch:,} by {sweepers or 'default'} sweepers, with {events:,} audit events: "
             f"{swept:.2f} s = {counts['grants'] / swept:,.0f} rows/s\n"
             f"ratio {raw / swept:.2f}x (goal >= 0.33)"
         )

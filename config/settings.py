@@ -308,6 +308,8 @@ CUSTOS_AUDIT_CHECKPOINT_TRUSTED_KEYS = env_list("CUSTOS_AUDIT_CHECKPOINT_TRUSTED
 # opens a "renew?" item, and a renewal lasts this long (within the grant and delegation maxima);
 # micro-reviews (drift, a sponsor gone, a used just-in-time grant, a leaked key) are due this soon; a
 # decision faster than this after the item was opened counts towards the rubber-stamp signals.
+# Expiry sweeps: how many sweep at once in one job (threads, each with its own connection; PostgreSQL).
+CUSTOS_SWEEPERS = env_int("CUSTOS_SWEEPERS", 2, minimum=1, maximum=8)
 CUSTOS_REVIEW_UNUSED_DAYS = env_int("CUSTOS_REVIEW_UNUSED_DAYS", 60, minimum=1)
 CUSTOS_RECERT_LEAD_TIME = env_duration("CUSTOS_RECERT_LEAD_TIME", "7d")
 CUSTOS_RECERT_RENEWAL = env_duration("CUSTOS_RECERT_RENEWAL", "30d")

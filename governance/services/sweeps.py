@@ -10,10 +10,12 @@ row is claimed by a conditional update.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
@@ -27,15 +29,54 @@ Claimed = tuple[int, datetime, int | None]
 BATCH_SIZE = 5_000
 
 
-def expire_due(*, actor: Actor, batch_size: int | None = None, time_budget: float | None = None) -> dict[str, int]:
+def expire_due(
+    *,
+    actor: Actor,
+    batch_size: int | None = None,
+    time_budget: float | None = None,
+    sweepers: int | None = None,
+) -> dict[str, int]:
     """Mark grants and delegations whose time is up as expired, one ``<model>.expire`` event each, in
     batches of ``batch_size`` (default ``BATCH_SIZE``), until nothing is due or ``time_budget`` seconds
     are spent (checked between batches: each kind gets at least one, so every sweep makes progress).
     A link's descendants are expired with it, whatever their own expiry. Only tidies state: checks
     already refuse them from their timestamps.
 
+    On PostgreSQL, outside a transaction, ``sweepers`` (default ``CUSTOS_SWEEPERS``) sweep at once, each in
+    a thread with its own connection: SKIP LOCKED keeps them on different rows, and one's Python (building
+    the events) runs while another waits on the database, which nearly doubles the rate on two cores.
+
     Agent keys have no status to tidy (they are expired by their timestamp alone), so no sweep for them.
     """
+    sweepers = settings.CUSTOS_SWEEPERS if sweepers is None else sweepers
+    if sweepers > 1 and connection.vendor == "postgresql" and not connection.in_atomic_block:
+        return _in_threads(sweepers, actor=actor, batch_size=batch_size, time_budget=time_budget)
+    return _sweep(actor=actor, batch_size=batch_size, time_budget=time_budget)
+
+
+def _in_threads(n: int, **kwargs: Any) -> dict[str, int]:
+    results: list[dict[str, int]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(_sweep(**kwargs))
+        except BaseException as error:  # re-raised below, in the caller's thread
+            errors.append(error)
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [threading.Thread(target=run, name=f"sweeper-{i}") for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return {key: sum(r[key] for r in results) for key in ("grants", "delegations")}
+
+
+def _sweep(*, actor: Actor, batch_size: int | None, time_budget: float | None) -> dict[str, int]:
     now = timezone.now()
     batch_size = batch_size or BATCH_SIZE
     deadline = None if time_budget is None else time.monotonic() + time_budget

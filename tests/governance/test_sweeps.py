@@ -324,8 +324,9 @@ def test_a_sweep_enqueued_in_a_rolled_back_transaction_is_never_sent(worker: Any
 
 @pytest.mark.django_db(transaction=True)
 def test_a_sweep_out_of_time_hands_on_to_a_fresh_task_after_it_commits(
-    worker: Any, monkeypatch: pytest.MonkeyPatch
+    worker: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
+    settings.CUSTOS_SWEEPERS = 1  # one batch per task, below
     due = Org().grants(300, due=True)
     monkeypatch.setattr(tasks, "SWEEP_BUDGET_SECONDS", 0)  # one batch per task
     monkeypatch.setattr(sweeps, "BATCH_SIZE", 100)
@@ -336,4 +337,22 @@ def test_a_sweep_out_of_time_hands_on_to_a_fresh_task_after_it_commits(
     assert queued() == 2
     assert tasks.expire_due()["grants"] == 100
     assert queued() == 2  # nothing left: no follow-up
+    assert expire_events("grant.expire") == Counter(str(pk) for pk in due)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_job_sweeps_with_two_threads_each_row_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    due = Org().grants(3_000, due=True)
+    worked: Counter[str] = Counter()
+    sweep = sweeps._sweep
+
+    def counted(**kwargs: Any) -> dict[str, int]:
+        result = sweep(**kwargs)
+        worked[threading.current_thread().name] += result["grants"]
+        return result
+
+    monkeypatch.setattr(sweeps, "_sweep", counted)
+    counts = services.expire_due(actor=SWEEPER, batch_size=100, sweepers=2)
+    assert counts == {"grants": 3_000, "delegations": 0}
+    assert set(worked) == {"sweeper-0", "sweeper-1"} and all(worked.values()), worked
     assert expire_events("grant.expire") == Counter(str(pk) for pk in due)
