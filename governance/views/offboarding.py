@@ -19,6 +19,7 @@ from console.pages import HtmxHttpRequest, wants_fragment
 from console.roles import ADMIN, role_required
 from governance import services
 from governance.models import Agent, AgentStatus, Human, Offboarding, OffboardingKind
+from governance.selectors import agent_ancestors
 from governance.services.offboarding import REASON_MAX
 
 TEMPLATE = "governance/offboard.html"
@@ -35,10 +36,15 @@ class OffboardForm(forms.Form):
 
 
 def agent_offboarding(agent: Agent) -> Offboarding | None:
-    """The offboarding that offboarded ``agent`` (itself or an agent above it), if any."""
+    """The offboarding that offboarded ``agent``: one whose root is the agent itself or an agent above it
+    (an offboarding takes the whole subtree). By the root's key, not a JSON containment query, which
+    SQLite (make run) does not have."""
     if agent.status != AgentStatus.OFFBOARDED:
         return None
-    return Offboarding.objects.filter(kind=OffboardingKind.AGENT, agent_ids__contains=[agent.pk]).first()
+    line = [agent.pk, *(a.pk for a in agent_ancestors(agent))]
+    return (
+        Offboarding.objects.filter(kind=OffboardingKind.AGENT, agent_id__in=line).order_by("-requested_at").first()
+    )
 
 
 def human_offboarding(human: Human) -> Offboarding | None:

@@ -61,6 +61,13 @@ def main() -> None:
     try:
         agent = Agent.objects.filter(status="active", children__isnull=False).first()
         services.agent_offboard(actor=admin, agent=agent, reason="sqlite smoke")
+        # The offboarded agent's page and its sub-agent's, which show the offboarding that cut them.
+        client = Client(raise_request_exception=False)
+        client.force_login(User.objects.get(username="admin"))
+        for offboarded in (agent, agent.children.first()):
+            response = client.get(f"/agents/{offboarded.pk}/")
+            if response.status_code >= 500:
+                failures.append(f"admin GET offboarded agent {offboarded.pk}: {response.status_code}")
         leaver = Human.objects.filter(status="active", sponsored_agents__status="active", manager__isnull=False)
         services.human_offboard(actor=admin, human=leaver.filter(user__isnull=True).first(), reason="sqlite smoke")
         services.expire_due(actor=Actor.system("sqlite smoke"))
