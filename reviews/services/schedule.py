@@ -90,7 +90,7 @@ def reviews_escalate_due(*, now: datetime | None = None) -> int:
             to_old: Counter[int] = Counter()
             for item in overdue:
                 previous = item.reviewer
-                conflicted = org.conflicted(item.agent_id, made_by(item))
+                conflicted = org.conflicted(item.agent_id, made_by(item, org.human_of_user))
                 manager = org.humans[previous.pk].manager_id if previous and previous.pk in org.humans else None
                 target = None
                 if org.why_not(manager, conflicted) is None:

@@ -4,6 +4,7 @@ and micro-reviews of events that call an agent's access into question. Both open
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -242,8 +243,15 @@ def micro_reviews_open(*, now: datetime | None = None) -> dict[str, int]:
     due_at = now + settings.CUSTOS_MICRO_REVIEW_DUE
     found: list[Draft] = []
     active = {"agent__status": AgentStatus.ACTIVE}
-    for event in DriftEvent.objects.open().filter(**active).select_related("agent"):
-        recent = DriftEvent.objects.filter(agent_id=event.agent_id, created_at__gte=now - timedelta(days=30)).count()
+    drifts = list(DriftEvent.objects.open().filter(**active).select_related("agent"))
+    # How often each of these agents drifted in 30 days: one grouped read, not one per event.
+    drifted = Counter(
+        DriftEvent.objects.filter(
+            agent_id__in={e.agent_id for e in drifts}, created_at__gte=now - timedelta(days=30)
+        ).values_list("agent_id", flat=True)
+    )
+    for event in drifts:
+        recent = drifted[event.agent_id]
         advice = (
             Advice(Decision.REVOKE, f"drifted {recent} times in 30 days")
             if recent > 1
