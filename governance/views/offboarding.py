@@ -42,9 +42,7 @@ def agent_offboarding(agent: Agent) -> Offboarding | None:
     if agent.status != AgentStatus.OFFBOARDED:
         return None
     line = [agent.pk, *(a.pk for a in agent_ancestors(agent))]
-    return (
-        Offboarding.objects.filter(kind=OffboardingKind.AGENT, agent_id__in=line).order_by("-requested_at").first()
-    )
+    return Offboarding.objects.filter(kind=OffboardingKind.AGENT, agent_id__in=line).order_by("-requested_at").first()
 
 
 def human_offboarding(human: Human) -> Offboarding | None:
