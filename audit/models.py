@@ -18,6 +18,11 @@ from the other apps: actors and targets are labels plus plain ids.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.fields.json import KeyTextTransform
+
+# Decisions (``check.allow``/``check.deny``) carry the agent session they were made in; a session's
+# timeline reads them by it. Partial, so no other append pays for the index.
+CHECK_ACTIONS = models.Q(action__startswith="check.")
 
 GENESIS_HASH = "0" * 64
 
@@ -68,6 +73,9 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["target_type", "target_id", "-id"], name="audit_target_idx"),
             models.Index(fields=["actor_kind", "actor_id", "-id"], name="audit_actor_idx"),
+            models.Index(
+                KeyTextTransform("session_id", "context"), "id", condition=CHECK_ACTIONS, name="audit_session_idx"
+            ),
         ]
         constraints = [models.UniqueConstraint(fields=["digest"], name="audit_event_digest_unique")]
 

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "audit",
     "governance",
     "reviews",
+    "custody",
     "demo",
 ]
 

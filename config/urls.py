@@ -15,6 +15,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 import audit.api_urls
 import audit.urls
+import custody.api_urls
+import custody.urls
 import governance.api.urls
 import governance.urls
 import reviews.api_urls
@@ -33,11 +35,13 @@ api_docs = csp_override(DOCS_CSP)(SpectacularSwaggerSplitView.as_view(url_name="
 api_v1_patterns: list[URLPattern | URLResolver] = [
     *governance.api.urls.urlpatterns,
     *reviews.api_urls.urlpatterns,
+    *custody.api_urls.urlpatterns,
     *audit.api_urls.urlpatterns,
 ]
 console_patterns: list[URLPattern | URLResolver] = [
     *governance.urls.urlpatterns,
     *reviews.urls.urlpatterns,
+    *custody.urls.urlpatterns,
     *audit.urls.urlpatterns,
 ]
 
