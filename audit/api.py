@@ -8,7 +8,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,6 +21,7 @@ from console.api.fields import AwareDateTimeField
 from console.api.pagination import PARAMETERS as PAGE_PARAMETERS
 from console.api.pagination import page_serializer
 from console.api.views import ApiView
+from console.paging import MAX_KEY
 
 
 class AuditEventOutput(serializers.ModelSerializer[AuditEvent]):
@@ -55,6 +56,10 @@ class AuditEventOutput(serializers.ModelSerializer[AuditEvent]):
 AuditEventPage = page_serializer(AuditEventOutput, "AuditEventPage")
 
 
+def _subject(help_text: str) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=MAX_KEY, required=False, help_text=help_text)
+
+
 class AuditEventFilter(serializers.Serializer[Any]):
     action = serializers.CharField(max_length=80, required=False, help_text="Exact action, e.g. grant.revoke.")
     actor_kind = serializers.ChoiceField(choices=ActorKind.choices, required=False)
@@ -63,6 +68,9 @@ class AuditEventFilter(serializers.Serializer[Any]):
     target_id = serializers.CharField(max_length=64, required=False)
     since = AwareDateTimeField(required=False, help_text="Events at or after this time.")
     until = AwareDateTimeField(required=False, help_text="Events before this time.")
+    agent = _subject("Every event about this agent, by id: its own acts, its keys, tokens and delegations.")
+    human = _subject("Every event about this human, by id: done by them or on their behalf.")
+    resource = _subject("Every event about this resource, by id.")
 
 
 class AuditVerifyOutput(serializers.Serializer[Any]):
@@ -101,14 +109,14 @@ class AuditEventListApi(ApiView):
     )
     def get(self, request: Request) -> Response:
         filters = self.validated(AuditEventFilter, request.query_params)
-        events = AuditEvent.objects.select_related("seal")
+        # The time range and subjects as the console and bundles select them; the rest exact.
+        selection = bundles.Selection(
+            **{name: filters[name] for name in ("since", "until", "agent", "human", "resource") if name in filters}
+        )
+        events = selection.events().select_related("seal")
         for field in ("action", "actor_kind", "actor_id", "target_type", "target_id"):
             if field in filters:
                 events = events.filter(**{field: filters[field]})
-        if "since" in filters:
-            events = events.filter(occurred_at__gte=filters["since"])
-        if "until" in filters:
-            events = events.filter(occurred_at__lt=filters["until"])
         return self.page(events, AuditEventOutput)
 
 
@@ -145,14 +153,25 @@ class AuditVerifyApi(ApiView):
 class AuditExportFilter(serializers.Serializer[Any]):
     since = AwareDateTimeField(required=False, help_text="Events at or after this time.")
     until = AwareDateTimeField(required=False, help_text="Events before this time.")
-    agent = serializers.IntegerField(min_value=1, required=False, help_text="As actor, target or acted for.")
-    human = serializers.IntegerField(min_value=1, required=False, help_text="As target or acted for.")
+    agent = _subject("Every event about this agent, by id: its own acts, its keys, tokens and delegations.")
+    human = _subject("Every event about this human, by id: done by them or on their behalf.")
+    resource = _subject("Every event about this resource, by id.")
     decision = serializers.RegexField(r"^[0-9a-f]{64}$", required=False, help_text="One decision's decision_id.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:
-            raise serializers.ValidationError("Select something: a time range, an agent, a human or a decision.")
+            raise serializers.ValidationError(
+                "Select something: a time range, an agent, a human, a resource or a decision."
+            )
         return attrs
+
+
+class NotReady(APIException):
+    """The selected events are not sealed, or no checkpoint covers them, yet: ask again shortly."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The selected events cannot be bundled yet; try again in a few seconds."
+    default_code = "audit_not_ready"
 
 
 class AuditExportApi(ApiView):
@@ -166,6 +185,7 @@ class AuditExportApi(ApiView):
             200: OpenApiResponse(description="The bundle (JSON), as an attachment."),
             **READ_ERRORS,
             404: OpenApiResponse(ErrorOutput, description="No event matches the selection."),
+            503: OpenApiResponse(ErrorOutput, description="The selected events are not sealed yet."),
         },
         description=(
             "An evidence bundle: the selected events, the seals linking them to a signed checkpoint, and a "
@@ -181,5 +201,7 @@ class AuditExportApi(ApiView):
             raise NotFound(str(exc)) from None
         except bundles.SelectionTooLarge as exc:
             raise ValidationError({"non_field_errors": [str(exc)]}) from None
+        except (TimeoutError, RuntimeError) as exc:
+            raise NotReady(str(exc)) from None
         name = f"custos-evidence-{bundle['manifest']['first_seq']}-{bundle['manifest']['checkpoint_seq']}.json"
         return Response(bundle, headers={"Content-Disposition": f'attachment; filename="{name}"'})

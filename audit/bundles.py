@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from audit import checkpoints, sealer
+from audit import checkpoints, links, sealer
 from audit.hashing import canonical, isoformat
 from audit.models import AuditEvent, Checkpoint, PendingSeal, Seal
 from audit.verify import FORMAT, GENESIS_HASH
@@ -39,25 +39,64 @@ class NothingSelected(ValueError):
     pass
 
 
+# The digests one bundle may name (a decision's chain of custody is a few dozen events).
+MAX_DIGESTS = 1000
+# The subjects a selection can be about (audit.links.subject_filter names).
+SUBJECTS = ("agent", "human", "resource")
+
+
+def about(kind: str, ident: int) -> Q:
+    """Every event about ``kind`` ``ident``: as the app that knows the subject says (``audit.links``),
+    or, while none has said, the events that name it directly — as target, as acting agent, or (where
+    the database can look inside JSON lists: not SQLite) in the chain of those acted for."""
+    registered = links.subject_filter(kind, ident)
+    if registered is not None:
+        return registered
+    named = Q(target_type=kind, target_id=str(ident))
+    if kind == "agent":
+        named |= Q(actor_kind="agent", actor_id=str(ident))
+    if connection.features.supports_json_field_contains:
+        named |= Q(on_behalf_of__contains=[{"type": kind, "id": ident}])
+    return named
+
+
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """What a bundle holds: events in a time range, those of an agent or a human (as actor, target or
-    someone acted for), or one decision (by its id)."""
+    """What a bundle (or an export, or the audit page) holds: the events matching every condition set —
+    a time range; those about an agent, a human or a resource (``about``); one decision or a list of
+    event digests (a chain of custody); and the audit page's filters (action prefix, actor, target)."""
 
     since: datetime | None = None
     until: datetime | None = None
     agent: int | None = None
     human: int | None = None
     decision: str | None = None
+    resource: int | None = None
+    digests: tuple[str, ...] = ()
+    action: str = ""
+    actor_kind: str = ""
+    actor: str = ""
+    target_type: str = ""
+    target_id: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        """For the manifest: the original five keys always (older bundles read the same), the others
+        only when set."""
+        described: dict[str, Any] = {
             "since": isoformat(self.since) if self.since else None,
             "until": isoformat(self.until) if self.until else None,
             "agent": self.agent,
             "human": self.human,
             "decision": self.decision,
         }
+        if self.resource is not None:
+            described["resource"] = self.resource
+        if self.digests:
+            described["digests"] = list(self.digests)
+        for name in ("action", "actor_kind", "actor", "target_type", "target_id"):
+            if value := getattr(self, name):
+                described[name] = value
+        return described
 
     def events(self) -> QuerySet[AuditEvent]:
         events = AuditEvent.objects.all()
@@ -67,13 +106,22 @@ class Selection:
             events = events.filter(occurred_at__lt=self.until)
         if self.decision is not None:
             events = events.filter(digest=self.decision)
-        for kind, ident in (("agent", self.agent), ("human", self.human)):
-            if ident is None:
-                continue
-            refers = Q(target_type=kind, target_id=str(ident)) | Q(on_behalf_of__contains=[{"type": kind, "id": ident}])
-            if kind == "agent":
-                refers |= Q(actor_kind="agent", actor_id=str(ident))
-            events = events.filter(refers)
+        if self.digests:
+            events = events.filter(digest__in=self.digests)
+        for kind, ident in (("agent", self.agent), ("human", self.human), ("resource", self.resource)):
+            if ident is not None:
+                events = events.filter(about(kind, ident))
+        if self.action:
+            # A prefix, so "delegation." selects every delegation event.
+            events = events.filter(action__startswith=self.action)
+        if self.actor_kind:
+            events = events.filter(actor_kind=self.actor_kind)
+        if self.actor:
+            events = events.filter(actor_label__icontains=self.actor)
+        if self.target_type:
+            events = events.filter(target_type=self.target_type)
+        if self.target_id:
+            events = events.filter(target_id=self.target_id)
         return events
 
 
@@ -109,6 +157,9 @@ def _checkpoint_covering(seq: int) -> Checkpoint:
 
 def export_bundle(selection: Selection) -> dict[str, Any]:
     selected_events = selection.events()
+    # Refused before waiting for seals or reading any content: one probe past the limit.
+    if selected_events.order_by().values_list("id", flat=True)[MAX_EVENTS : MAX_EVENTS + 1]:
+        raise SelectionTooLarge(f"more than {MAX_EVENTS:,} events match: narrow the selection")
     _sealed(selected_events)
     selected = list(
         Seal.objects.filter(event__in=selected_events).order_by("seq").select_related("event")[: MAX_EVENTS + 1]
@@ -116,7 +167,7 @@ def export_bundle(selection: Selection) -> dict[str, Any]:
     if not selected:
         raise NothingSelected("no event matches this selection")
     if len(selected) > MAX_EVENTS:
-        raise SelectionTooLarge(f"more than {MAX_EVENTS} events match: narrow the selection")
+        raise SelectionTooLarge(f"more than {MAX_EVENTS:,} events match: narrow the selection")
     first, last = selected[0], selected[-1]
     checkpoint = checkpoints.Signed.of(_checkpoint_covering(last.seq))
     seals = [

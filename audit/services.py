@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from json.encoder import encode_basestring
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
@@ -22,6 +22,9 @@ from django.utils import timezone
 
 from audit.hashing import ASTRAL, canonical, content_document, digest_of, isoformat
 from audit.models import ActorKind, AuditEvent, PendingSeal
+
+if TYPE_CHECKING:
+    from audit.verification import VerifyResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,3 +398,28 @@ def _insert_postgresql(built: list[_Built]) -> None:
         with cursor.copy(_PG_COPY_PENDING) as copy:
             for b in built:
                 copy.write_row((b.pk, b.fields["digest"], b.fields["occurred_at"]))
+
+
+# The action of a recorded chain verification; the audit page's badge reads the latest one.
+VERIFY_ACTION = "audit.verify"
+
+
+@transaction.atomic
+def audit_verification_record(*, actor: Actor, result: VerifyResult, full: bool) -> AuditEvent:
+    """Record that the chain was verified, by whom, and what was found: the nightly job (in full) and
+    "Verify now" on the audit page (from the latest checkpoint). The log holding its own verifications
+    is what lets anyone see when it was last known good, and a break found once stays on record."""
+    return audit_append(
+        actor=actor,
+        action=VERIFY_ACTION,
+        target=Target(type="auditchain", id=str(result.head_seq), label=f"#{result.head_seq}"),
+        context={
+            "ok": result.ok,
+            "checked": result.checked,
+            "head_seq": result.head_seq,
+            "first_bad_seq": result.first_bad_seq,
+            "first_bad_event": result.first_bad_event,
+            "problem": result.problem,
+            "full": full,
+        },
+    )

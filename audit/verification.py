@@ -17,6 +17,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -26,6 +27,7 @@ from django.utils import timezone
 from audit import checkpoints
 from audit.hashing import chain_hash, digest_of, event_document
 from audit.models import GENESIS_HASH, AuditEvent, ChainHead, Checkpoint, PendingSeal, Seal
+from audit.services import VERIFY_ACTION
 
 BATCH = 2000
 
@@ -351,3 +353,46 @@ def _unsealed(*, since_seq: int) -> int:
             oldest[0],
         )
     return pending.count()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedVerification:
+    """A verification as the log recorded it (``audit.services.audit_verification_record``)."""
+
+    at: datetime
+    by: str
+    actor_kind: str
+    ok: bool
+    checked: int
+    head_seq: int
+    first_bad_seq: int | None
+    first_bad_event: str | None
+    problem: str
+    full: bool
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> RecordedVerification:
+        found = event.context if isinstance(event.context, dict) else {}
+
+        def number(name: str) -> int | None:
+            value = found.get(name)
+            return value if type(value) is int else None
+
+        return cls(
+            at=event.occurred_at,
+            by=event.actor_label,
+            actor_kind=event.actor_kind,
+            ok=found.get("ok") is True,
+            checked=number("checked") or 0,
+            head_seq=number("head_seq") or 0,
+            first_bad_seq=number("first_bad_seq"),
+            first_bad_event=found.get("first_bad_event") if isinstance(found.get("first_bad_event"), str) else None,
+            problem=str(found.get("problem") or ""),
+            full=found.get("full") is True,
+        )
+
+
+def last_recorded() -> RecordedVerification | None:
+    """The latest recorded verification: one query, by the indexed action column."""
+    event = AuditEvent.objects.filter(action=VERIFY_ACTION).order_by("-id").first()
+    return RecordedVerification.of(event) if event is not None else None

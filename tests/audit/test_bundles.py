@@ -225,7 +225,9 @@ def test_the_api_exports_a_bundle_to_admins_and_auditors_only() -> None:
     story()
     client = Client()
     client.force_login(factories.make_auditor())
-    response = client.get("/api/v1/audit/export/?human=3")
+    # By agent: what "events about human 3" means is governance's (its delegations, by id), and the
+    # story's human exists only as a label in the events.
+    response = client.get("/api/v1/audit/export/?agent=7")
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith('attachment; filename="custos-evidence-')
     assert verify_bundle(response.json(), trusted()).ok
@@ -233,7 +235,7 @@ def test_the_api_exports_a_bundle_to_admins_and_auditors_only() -> None:
     assert client.get("/api/v1/audit/export/?agent=999").status_code == 404
     reviewer = Client()
     reviewer.force_login(factories.make_reviewer())
-    assert reviewer.get("/api/v1/audit/export/?human=3").status_code == 403
+    assert reviewer.get("/api/v1/audit/export/?agent=7").status_code == 403
 
 
 # --- The writer's canonical JSON is RFC 8785's -------------------------------------------------------
