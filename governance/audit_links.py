@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from audit import links
 from audit.models import AuditEvent
+from governance import history
 
 
 def _page(name: str) -> links.TargetPage:
@@ -29,5 +30,10 @@ def register() -> None:
     links.register("resource", _page("console:resource"))
     links.register("agentkey", _of_agent_in_context)
     links.register("delegationtoken", _of_agent_in_context)
-    for target_type in ("apitoken", "delegation", "grant"):
+    links.register("delegation", _page("console:delegation"))
+    for target_type in ("apitoken", "grant"):
         links.register(target_type, lambda event: None)
+    # "Events about agent 7": the audit browser's ?agent=, ?human= and ?resource= filters.
+    links.register_subject("agent", history.agent_events)
+    links.register_subject("human", history.human_events)
+    links.register_subject("resource", history.resource_events)

@@ -19,10 +19,10 @@ from console.forms import apply_domain_error
 from console.pages import HtmxHttpRequest, go, render_form, render_page
 from console.paging import page_by_name
 from console.queries import count_of
-from console.roles import ADMIN, is_admin, role_required
+from console.roles import ADMIN, is_admin, reads_everything, role_required
 from console.trees import flatten
 from governance import forms as f
-from governance import services
+from governance import history, services
 from governance.blast import human_blast_radius, picture
 from governance.models import Agent, Delegation, Human, HumanStatus
 from governance.views.grants import grants_card
@@ -30,6 +30,7 @@ from governance.views.offboarding import human_offboarding
 
 # The delegation forest is one query; beyond this many links a search is the better tool anyway.
 FOREST_LIMIT = 2000
+HUMAN_EVENTS = 10
 
 
 @login_required
@@ -63,6 +64,11 @@ def _human_context(request: HttpRequest, human: Human) -> dict[str, Any]:
         **grants_card(request, human),
     }
     context["offboarding"] = human_offboarding(human)
+    # Changes to them and to what they hold or root, matched by id (governance.history); the decisions
+    # made on their behalf are one link away.
+    context["events"] = (
+        history.recent(history.human_arms(human.pk, decisions=False), HUMAN_EVENTS) if reads_everything(user) else None
+    )
     blast = human_blast_radius(human, viewer=user, at=now)
     context |= {"blast": blast, "blast_picture": picture(blast), "blast_of": "human"}
     # Someone suspended or gone delegates nothing (delegation_create refuses it as well).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import HttpResponse
@@ -10,9 +12,12 @@ from django.utils import timezone
 
 from console.pages import HtmxHttpRequest
 from console.queries import count_of
-from console.roles import role_required
+from console.roles import reads_everything, role_required
 from governance import forms as f
+from governance import history
 from governance.models import Grant, Resource
+
+RESOURCE_EVENTS = 10
 
 
 @login_required
@@ -40,5 +45,13 @@ def resource_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         .filter(resource=resource)
         .select_related("holder_human", "holder_agent")[:200]
     )
-    context = {"resource": resource, "grants": list(grants), "now": timezone.now()}
+    # Changes to it and to its grants and access requests, by id (governance.history); its decisions
+    # are one link away.
+    events = history.resource_arms(resource.pk, decisions=False)
+    context: dict[str, Any] = {
+        "resource": resource,
+        "grants": list(grants),
+        "now": timezone.now(),
+        "events": history.recent(events, RESOURCE_EVENTS) if reads_everything(request.user) else None,
+    }
     return render(request, "governance/resource_detail.html", context)
