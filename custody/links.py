@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from audit import links
 from audit.models import AuditEvent
@@ -15,7 +15,10 @@ def _custody(event: AuditEvent) -> tuple[str, str] | None:
 def _session(event: AuditEvent) -> tuple[str, str] | None:
     session_id = event.context.get("session_id") if isinstance(event.context, dict) else None
     if event.action.startswith("check.") and isinstance(session_id, str) and session_id:
-        return ("Session", reverse("console:session", args=[session_id]))
+        try:
+            return ("Session", reverse("console:session", args=[session_id]))
+        except NoReverseMatch:
+            return None  # an id the agent chose with a "/" in it: shown, not linked
     return None
 
 

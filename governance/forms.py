@@ -58,7 +58,10 @@ class ResourceFilterForm(FilterForm):
 
 class DelegationFilterForm(FilterForm):
     q = forms.CharField(required=False, max_length=100, label="Search")
-    state = forms.ChoiceField(required=False, choices=[("", "In force"), ("all", "All, including revoked and expired")])
+    state = forms.ChoiceField(
+        required=False,
+        choices=[("", "In force"), ("expired", "Expired"), ("revoked", "Revoked"), ("all", "Any status")],
+    )
 
 
 class AccessRequestFilterForm(FilterForm):

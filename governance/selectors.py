@@ -17,6 +17,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, TruncDate, TruncMinute
 from django.utils import timezone
 
+from audit import links
 from audit.models import ActorKind, AuditEvent
 from console.roles import reads_everything
 from governance.decision import reason_summary
@@ -142,6 +143,9 @@ class Decision:
     # Human with their id and the name they had, for ``{% ref %}`` to show or not. None without one.
     on_behalf_of: Human | None
     decision_id: str
+    # Pages about the decision other apps offer (audit.links: "Custody", "Session"), by label; only for
+    # viewers who read everything, the only ones those pages admit.
+    links: dict[str, str]
 
     @property
     def agent(self) -> Agent | None:
@@ -179,6 +183,7 @@ class Decision:
             agent_label=event.actor_label,
             on_behalf_of=on_behalf_of,
             decision_id=event.digest,
+            links=dict(links.event_links(event)) if full_detail else {},
         )
 
 

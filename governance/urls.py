@@ -18,7 +18,6 @@ from governance.views import (
 )
 
 urlpatterns: list[URLPattern] = [
-    path("", dashboard.home, name="home"),
     path("live/", dashboard.live, name="live"),
     path("humans/", humans.humans, name="humans"),
     path("humans/<int:pk>/", humans.human_detail, name="human"),
@@ -41,6 +40,7 @@ urlpatterns: list[URLPattern] = [
     path("keys/<int:pk>/revoke/", keys.key_revoke, name="key_revoke"),
     path("grants/<int:pk>/revoke/", grants.grant_revoke, name="grant_revoke"),
     path("delegations/", delegations.delegations, name="delegations"),
+    path("delegations/<int:pk>/", delegations.delegation_detail, name="delegation"),
     path("delegations/<int:pk>/revoke/", delegations.delegation_revoke, name="delegation_revoke"),
     path("resources/", resources.resources, name="resources"),
     path("resources/<int:pk>/", resources.resource_detail, name="resource"),

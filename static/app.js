@@ -229,3 +229,152 @@
     if (row) select(row);
   });
 })();
+
+// --- Charts (the overview) ------------------------------------------------------------------------
+// A <canvas data-chart="kind" data-chart-data="id" data-chart-src="…/chart.umd.min.js"> is drawn from the
+// JSON its page carries in <script type="application/json" id="id"> (Django's json_script: no inline
+// script, which the Content-Security-Policy forbids). Chart.js (static/vendor/chartjs, pinned) is loaded
+// the first time a page has a chart. Charts are drawn on load and whenever htmx brings in content (a
+// swap, a history restore), and destroyed before htmx snapshots the page or removes them, so a restored
+// page never carries Chart.js's inline styles.
+(function () {
+  "use strict";
+
+  let loading = null;
+
+  function library(src) {
+    if (window.Chart) return Promise.resolve(window.Chart);
+    if (!loading) {
+      loading = new Promise(function (resolve, reject) {
+        const script = document.createElement("script");
+        script.src = src;
+        script.onload = function () { resolve(window.Chart); };
+        script.onerror = function () { loading = null; reject(new Error("chart library did not load")); };
+        document.head.appendChild(script);
+      });
+    }
+    return loading;
+  }
+
+  function css(name, fallback) {
+    const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+    return value || fallback;
+  }
+
+  function duration(ms) {
+    if (ms < 1000) return ms + " ms";
+    if (ms < 60000) return (ms / 1000).toFixed(1) + " s";
+    if (ms < 3600000) return Math.round(ms / 60000) + " min";
+    return (ms / 3600000).toFixed(1) + " h";
+  }
+
+  function follow(links) {
+    return function (event, elements) {
+      const hit = elements && elements[0];
+      const url = hit && links && links[hit.index];
+      if (url) window.location.assign(url);
+    };
+  }
+
+  function pointer(links) {
+    return function (event, elements) {
+      const canvas = event.native && event.native.target;
+      if (canvas) canvas.classList.toggle("chart-link", Boolean(elements.length && links && links[elements[0].index]));
+    };
+  }
+
+  const builders = {
+    decisions: function (data) {
+      return {
+        type: "bar",
+        data: {
+          labels: data.labels.map(function (day) { return day.slice(5); }),
+          datasets: [
+            { label: "Allowed", data: data.allowed, backgroundColor: "#56b886", stack: "checks" },
+            { label: "Denied", data: data.denied, backgroundColor: "#e06c62", stack: "checks" },
+          ],
+        },
+        options: {
+          maintainAspectRatio: false,
+          animation: false,
+          interaction: { mode: "index", intersect: false },
+          scales: {
+            x: { stacked: true, grid: { display: false }, ticks: { maxRotation: 0, autoSkipPadding: 8 } },
+            y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } },
+          },
+          plugins: {
+            legend: { position: "bottom", labels: { boxWidth: 10, boxHeight: 10 } },
+            tooltip: { callbacks: { title: function (items) { return data.labels[items[0].dataIndex] + " (UTC)"; } } },
+          },
+          onClick: follow(data.links),
+          onHover: pointer(data.links),
+        },
+      };
+    },
+    revocations: function (data) {
+      const colours = data.kinds.map(function (kind) { return kind === "human" ? "#e0a526" : css("--accent", "#3451d1"); });
+      const datasets = [{ type: "bar", label: "Time to revoke", data: data.ms, backgroundColor: colours }];
+      if (data.median !== null) {
+        datasets.push({
+          type: "line", label: "Median " + duration(data.median), data: data.ms.map(function () { return data.median; }),
+          borderColor: css("--muted", "#647085"), borderDash: [4, 3], borderWidth: 1.5, pointRadius: 0,
+        });
+      }
+      return {
+        data: { labels: data.labels, datasets: datasets },
+        options: {
+          maintainAspectRatio: false,
+          animation: false,
+          scales: {
+            x: { grid: { display: false }, ticks: { display: false } },
+            y: { beginAtZero: true, ticks: { callback: function (value) { return duration(value); } } },
+          },
+          plugins: {
+            legend: { position: "bottom", labels: { boxWidth: 10, boxHeight: 10 } },
+            tooltip: {
+              callbacks: {
+                title: function (items) { return data.labels[items[0].dataIndex] + " UTC · " + data.kinds[items[0].dataIndex]; },
+                label: function (item) { return item.dataset.label + ": " + duration(item.parsed.y); },
+              },
+            },
+          },
+          onClick: follow(data.links),
+          onHover: pointer(data.links),
+        },
+      };
+    },
+  };
+
+  function draw(root) {
+    if (!(root instanceof Element || root instanceof Document)) return;
+    const canvases = root.querySelectorAll("canvas[data-chart]");
+    if (!canvases.length) return;
+    library(canvases[0].getAttribute("data-chart-src")).then(function (Chart) {
+      canvases.forEach(function (canvas) {
+        if (!canvas.isConnected || Chart.getChart(canvas)) return;
+        const build = builders[canvas.getAttribute("data-chart")];
+        const source = document.getElementById(canvas.getAttribute("data-chart-data"));
+        if (!build || !source) return;
+        new Chart(canvas, build(JSON.parse(source.textContent)));
+      });
+    }).catch(function () { /* the page keeps its figures and links; only the picture is missing */ });
+  }
+
+  function destroy(root) {
+    if (!window.Chart || !(root instanceof Element || root instanceof Document)) return;
+    root.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
+      const chart = window.Chart.getChart(canvas);
+      if (chart) chart.destroy();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { draw(document); });
+  document.addEventListener("htmx:load", function (event) { draw(event.detail.elt); });
+  document.addEventListener("htmx:historyRestore", function () { draw(document); });
+  document.addEventListener("htmx:beforeHistorySave", function () { destroy(document); });
+  document.addEventListener("htmx:beforeCleanupElement", function (event) {
+    const elt = event.detail.elt;
+    const chart = window.Chart && elt instanceof HTMLCanvasElement ? window.Chart.getChart(elt) : null;
+    if (chart) chart.destroy();
+  });
+})();

@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from console import roles
@@ -203,6 +204,10 @@ class Delegation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.root_human} → {self.delegate} ({', '.join(self.scopes)})"
+
+    def get_absolute_url(self) -> str:
+        # What makes every ``{% ref link %}`` ("#376") a link to its page, for viewers who see it.
+        return reverse("console:delegation", args=[self.pk])
 
     @property
     def ref_label(self) -> str:

@@ -17,7 +17,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from audit.models import AuditEvent
 from audit.services import Actor
 from console.errors import DomainError
 from console.forms import ReasonForm, apply_domain_error
@@ -27,7 +26,7 @@ from console.queries import count_of
 from console.roles import ADMIN, is_admin, reads_everything, role_required
 from console.trees import TreeRow, flatten
 from governance import forms as f
-from governance import selectors, services
+from governance import history, selectors, services
 from governance.blast import agent_blast_radius, picture
 from governance.chain import Usability, delegation_usability
 from governance.decision import reason_summary
@@ -37,6 +36,7 @@ from governance.views.grants import grants_card
 from governance.views.offboarding import agent_offboarding
 
 AGENT_DECISIONS = 25
+AGENT_EVENTS = 10
 
 # Every sub-agent below one agent, at any depth. Parents never change after creation, so the walk
 # cannot cycle.
@@ -171,7 +171,11 @@ def _agent_context(request: HttpRequest, agent: Agent) -> dict[str, Any]:
         "access_requests": list(
             AccessRequest.objects.visible_to(user).pending(now).filter(agent=agent).select_related("approver")[:10]
         ),
-        "events": list(AuditEvent.objects.for_target("agent", agent.pk)[:10]) if reads_everything(user) else None,
+        # Changes to it and to its keys, tokens, delegations and grants, matched by id (governance.history);
+        # its decisions have their own card.
+        "events": (
+            history.recent(history.agent_arms(agent.pk, acting=False), AGENT_EVENTS) if reads_everything(user) else None
+        ),
         "now": now,
         **grants_card(request, agent),
     }

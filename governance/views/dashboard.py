@@ -1,4 +1,5 @@
-"""The overview: counts, access about to lapse, and the decisions arriving live."""
+"""The live decisions panel of the overview (the overview itself is custody's home page, which reuses
+``_live_context``): decisions per minute over the last hour and the latest few."""
 
 from __future__ import annotations
 
@@ -7,16 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
 from django.http import HttpResponse
-from django.shortcuts import render
 from django.utils import timezone
 
-from audit.models import AuditEvent
 from console.pages import HtmxHttpRequest, render_live
-from console.roles import reads_everything, role_required
+from console.roles import role_required
 from governance import selectors
-from governance.models import AccessRequest, Agent, AgentKey, AgentStatus, Delegation, DriftEvent, Grant
 
 LIVE_DECISIONS = 10
 LIVE_MINUTES = 60
@@ -69,33 +66,6 @@ def _live_context(user: Any, now: datetime) -> dict[str, Any]:
 
 @login_required
 @role_required()
-def home(request: HtmxHttpRequest) -> HttpResponse:
-    user, now = request.user, timezone.now()
-    soon = now + timedelta(days=7)
-    agents = Agent.objects.visible_to(user).aggregate(
-        active=Count("id", filter=Q(status=AgentStatus.ACTIVE)),
-        suspended=Count("id", filter=Q(status=AgentStatus.SUSPENDED)),
-        total=Count("id"),
-    )
-    expiring_keys = AgentKey.objects.visible_to(user).active(now).filter(expires_at__lte=soon)
-    context = {
-        "agents": agents,
-        "delegations_active": Delegation.objects.visible_to(user).active(now).count(),
-        "grants_expiring": Grant.objects.visible_to(user).active(now).filter(expires_at__lte=soon).count(),
-        "keys_expiring": expiring_keys.count(),
-        "keys_expiring_list": list(expiring_keys.select_related("agent").order_by("expires_at")[:8]),
-        "requests_pending": AccessRequest.objects.visible_to(user).pending(now).count(),
-        "drift_open": DriftEvent.objects.visible_to(user).open().count(),
-        "events": list(AuditEvent.objects.select_related("seal").order_by("-id")[:12])
-        if reads_everything(user)
-        else None,
-        **_live_context(user, now),
-    }
-    return render(request, "governance/home.html", context)
-
-
-@login_required
-@role_required()
 def live(request: HtmxHttpRequest) -> HttpResponse:
     """The live panel alone, polled by htmx."""
-    return render_live(request, "governance/home.html#live", _live_context(request.user, timezone.now()))
+    return render_live(request, "governance/live.html#live", _live_context(request.user, timezone.now()))

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from audit.services import Actor
-from governance import services
+from governance import runtime, services
 from governance.models import (
     AccessRequest,
     Agent,
@@ -100,7 +100,9 @@ def build_world() -> World:
         expires_in=timedelta(days=2),
     )
     leaf_delegation = factories.make_delegation(agent, [resource.scope("read")], root_human=mine, max_depth=0)
-    key, _secret = factories.make_key(agent)
+    key, secret = factories.make_key(agent)
+    # One recorded decision in a session, for the custody and session endpoints.
+    runtime.check(credential=secret, action="read", resource=resource.name, context={"session_id": "world-session"})
 
     other = factories.make_chain(depth=1)
     other_key, _ = factories.make_key(other["agents"][0])

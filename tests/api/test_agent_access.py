@@ -199,6 +199,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "audit events": Endpoint("get", lambda w, c: "audit/events/"),
     "audit verify": Endpoint("get", lambda w, c: "audit/verify/"),
     "audit export": Endpoint("get", lambda w, c: "audit/export/?since=2000-01-01T00:00:00Z"),
+    "audit custody": Endpoint("get", lambda w, c: f"audit/custody/{'0' * 64}/"),
+    "audit session": Endpoint("get", lambda w, c: "audit/sessions/any-session/"),
 }
 
 

@@ -144,7 +144,19 @@ ENDPOINTS: dict[str, Endpoint] = {
     "audit events": Endpoint("get", lambda w: "audit/events/", AUDIT),
     "audit verify": Endpoint("get", lambda w: "audit/verify/", AUDIT),
     "audit export": Endpoint("get", lambda w: f"audit/export/?human={w.mine.pk}", AUDIT),
+    "audit custody": Endpoint("get", lambda w: f"audit/custody/{_a_decision(w)[0]}/", AUDIT),
+    "audit session": Endpoint("get", lambda w: f"audit/sessions/{_a_decision(w)[1]}/", AUDIT),
 }
+
+
+def _a_decision(world: World) -> tuple[str, str]:
+    """The world's recorded decision (its id) and its session."""
+    from audit.models import CHECK_ACTIONS, AuditEvent
+
+    found = AuditEvent.objects.filter(CHECK_ACTIONS).order_by("id").first()
+    assert found is not None
+    return found.digest, str(found.context["session_id"])
+
 
 # Who may do what, by the kind of endpoint. 401 is the anonymous answer everywhere.
 ALLOWED = {

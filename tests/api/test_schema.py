@@ -34,7 +34,7 @@ def schema(db: None) -> dict[str, Any]:
 
 
 def _schema_path(route: str) -> str:
-    return "/api/v1/" + re.sub(r"<int:(\w+)>", "{id}", route)
+    return "/api/v1/" + re.sub(r"<str:(\w+)>", r"{\1}", re.sub(r"<int:(\w+)>", "{id}", route))
 
 
 def test_every_api_v1_operation_is_documented_with_an_id_a_tag_and_its_answers(schema: dict[str, Any]) -> None:

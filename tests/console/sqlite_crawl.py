@@ -38,6 +38,7 @@ def pages() -> list[str]:
         "/reviews/?show=unassigned", f"/reviews/?after={'0' * 42}", "/reviews/notifications/", "/campaigns/",
         f"/campaigns/{campaign.pk}/", f"/campaigns/{campaign.pk}/report.csv", f"/campaigns/{campaign.pk}/report.json",
         "/campaigns/new/", "/delegations/", "/drift/", "/access-requests/", "/audit/", "/resources/",
+        "/frameworks/", "/frameworks.json",
         f"/api/v1/agents/{agent.pk}/blast-radius/", f"/api/v1/humans/{human.pk}/blast-radius/",
         "/api/v1/campaigns/", "/api/v1/review-items/", "/api/v1/agents/", "/api/v1/delegations/",
     ]  # fmt: skip

@@ -57,7 +57,8 @@ def test_a_visible_object_is_a_link_to_its_page_by_its_name(reviewer_user: User,
 def test_a_link_is_referred_to_by_its_number_never_by_the_names_at_its_ends(admin_user: User) -> None:
     chain = factories.make_chain(depth=1)
     link = chain["links"][0]
-    assert _render("{% ref d %}", admin_user, d=link) == f"<span>#{link.pk}</span>"
+    # Linked to its own page, which a viewer who sees the link may open.
+    assert _render("{% ref d %}", admin_user, d=link) == f'<a href="/delegations/{link.pk}/">#{link.pk}</a>'
     assert _render("{% ref none %}{% ref missing.path %}", admin_user, none=None) == ""
 
 

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("config", "console", "governance", "reviews", "audit", "custos_client")
+PRODUCT = ("config", "console", "governance", "reviews", "custody", "audit", "custos_client")
+# Each app may import those after it, never those before it (README "Layout"); console imports none.
+LAYERS = ("custody", "reviews", "governance", "audit")
 
 
 def _imports(path: Path) -> set[str]:
@@ -32,6 +34,21 @@ def test_nothing_in_the_product_imports_the_demo() -> None:
         for path in files
     }
     assert not {path: names for path, names in offenders.items() if names}
+
+
+def test_the_apps_import_one_way() -> None:
+    offenders: dict[str, list[str]] = {}
+    for at, app in enumerate(LAYERS):
+        above = LAYERS[:at]
+        for path in (ROOT / app).rglob("*.py"):
+            wrong = sorted(n for n in _imports(path) if n.split(".")[0] in above)
+            if wrong:
+                offenders[str(path.relative_to(ROOT))] = wrong
+    for path in (ROOT / "console").rglob("*.py"):
+        wrong = sorted(n for n in _imports(path) if n.split(".")[0] in LAYERS)
+        if wrong:
+            offenders[str(path.relative_to(ROOT))] = wrong
+    assert not offenders
 
 
 def test_the_import_walk_sees_every_form_of_import(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ AGENTS_PAGE_FOR_AN_AUDITOR = 3 + 3  # count, rows, sponsor filter choices
 AGENTS_PAGE_FOR_AN_ADMIN = AGENTS_PAGE_FOR_AN_AUDITOR + 2 + NAV_BADGE
 AGENT_ROWS_FRAGMENT = 3 + 2  # count, rows
 HUMANS_PAGE = 3 + 2  # count, rows
-AUDIT_PAGE = 3 + 1  # one page of events
+AUDIT_PAGE = 3 + 2  # one page of events, the verification badge (the latest recorded verification)
 
 
 def test_the_agents_page_costs_the_same_for_three_rows_as_for_a_full_page(
@@ -200,9 +200,9 @@ ACCESS_REQUESTS_PAGE_FOR_AN_AUDITOR = 3 + 2  # rows (agent, sponsor, approver jo
 ACCESS_REQUESTS_PAGE_FOR_A_REVIEWER = ACCESS_REQUESTS_PAGE_FOR_AN_AUDITOR + 3 + NAV_BADGE
 DRIFT_PAGE_FOR_AN_AUDITOR = 3 + 1  # rows (agent and sponsor joined)
 LIVE_PANEL = 3 + 2  # decisions per minute over the hour (one GROUP BY), the latest ten
-# Agents, delegations, grants, keys (count and list), pending requests, open drift, recent events,
-# and the live panel.
-HOME_FOR_AN_AUDITOR = 3 + 8 + 2
+# The overview (custody/views/overview.py): agents, delegations, pending requests, drift, decisions per
+# day, offboardings, keys (figures and list), reviews, campaigns, recent events, and the live panel.
+HOME_FOR_AN_AUDITOR = 3 + 11 + 2
 
 
 def _drifting_agent(settings: Any) -> tuple[Any, str, Any]:

@@ -48,6 +48,7 @@ from django.urls import Resolver404, URLPattern, URLResolver, resolve, reverse
 from drf_spectacular.generators import SchemaGenerator
 
 import config.urls
+from audit.models import CHECK_ACTIONS, AuditEvent
 from console import paging
 from governance.models import AccessRequest, Agent, AgentKey, Delegation, DriftEvent, Grant, Human, Resource
 from reviews.models import Campaign, ReviewItem
@@ -72,6 +73,24 @@ PATH_PARAMETERS: dict[tuple[str, str], type[Model]] = {
     ("campaigns", "pk"): Campaign,
     ("items", "pk"): ReviewItem,
     ("review-items", "pk"): ReviewItem,
+}
+
+
+def _decision_ids() -> list[str]:
+    return list(AuditEvent.objects.filter(CHECK_ACTIONS).order_by("id").values_list("digest", flat=True)[:2])
+
+
+def _session_ids() -> list[str]:
+    seen = AuditEvent.objects.filter(CHECK_ACTIONS).order_by("id").values_list("context__session_id", flat=True)
+    return list(dict.fromkeys(str(s) for s in seen[:50] if s))[:2]
+
+
+# Path parameters that are not a model's id (the audit log's content-addressed ids, agent sessions), each
+# with the values to try (pages that only admins and auditors read: the walk checks that everyone else is
+# refused, and that they render) and one naming nothing.
+PATH_VALUES: dict[tuple[str, str], tuple[Any, str]] = {
+    ("custody", "digest"): (_decision_ids, "0" * 64),
+    ("sessions", "session_id"): (_session_ids, "zz-absent-session"),
 }
 # Query parameters that continue a list rather than filter it.
 MARKERS = ("after", "before", "cursor")
@@ -124,10 +143,17 @@ def model_of(route: str, param: str) -> type[Model]:
     return rule
 
 
+def _values(pattern: Pattern, param: str, ids: dict[type[Model], list[int]]) -> list[Any]:
+    segments = pattern.route.split("/")
+    at = next(i for i, s in enumerate(segments) if re.fullmatch(rf"<(\w+:)?{param}>", s))
+    if (segments[at - 1] if at else "", param) in PATH_VALUES:
+        values, absent = PATH_VALUES[(segments[at - 1], param)]
+        return [*values(), absent]
+    return [*ids[model_of(pattern.route, param)], vo.NONEXISTENT_ID]
+
+
 def filled(pattern: Pattern, ids: dict[type[Model], list[int]]) -> list[str]:
-    choices = [
-        [(param, pk) for pk in [*ids[model_of(pattern.route, param)], vo.NONEXISTENT_ID]] for param in pattern.params
-    ]
+    choices = [[(param, value) for value in _values(pattern, param, ids)] for param in pattern.params]
     return [
         reverse(f"{pattern.namespace}:{pattern.name}", kwargs=dict(combination))
         for combination in itertools.product(*choices)
@@ -534,22 +560,27 @@ def test_no_answer_shows_what_lies_outside_the_viewers_view(
 def test_every_url_pattern_has_a_rule_for_its_path_parameters() -> None:
     for pattern in url_patterns():
         for param in pattern.params:
-            model_of(pattern.route, param)
+            segments = pattern.route.split("/")
+            at = next(i for i, s in enumerate(segments) if re.fullmatch(rf"<(\w+:)?{param}>", s))
+            if (segments[at - 1] if at else "", param) not in PATH_VALUES:
+                model_of(pattern.route, param)
     with pytest.raises(pytest.fail.Exception, match="no rule says how to fill <pk>"):
         model_of("widgets/<int:pk>/", "pk")
 
 
-def test_links_rooted_outside_the_view_form_one_group_and_count_no_human(
+def test_links_rooted_outside_the_view_name_no_human_and_count_no_human(
     org: vo.Org, db: None, small_pages: None
 ) -> None:
     # What adding hidden objects cannot show: links the reviewer sees through their delegates, rooted
-    # at different humans outside their view, must not be told apart by their grouping nor counted.
+    # at different humans outside their view, must name none of them, and the list counts links only.
     viewer = org.users["reviewer"]
     response = _client(viewer).get(reverse("console:delegations") + "?state=all")
-    forest = response.context["forest"]
     visible_humans = set(Human.objects.visible_to(viewer).values_list("pk", flat=True))
-    hidden_roots = {row.node.root_human_id for human, rows in forest if human is None for row, _ in rows}
-    assert len(hidden_roots) >= 2 and not hidden_roots & visible_humans
-    assert [human for human, _rows in forest].count(None) == 1
-    assert response.context["humans"] == sum(1 for human, _rows in forest if human is not None)
-    assert f"from {response.context['humans']} human" in response.content.decode()
+    hidden = [link for link, _status in response.context["rows"] if link.root_human_id not in visible_humans]
+    assert len({link.root_human_id for link in hidden}) >= 2
+    page = response.content.decode()
+    assert "a human outside your view" in page
+    for link in hidden:
+        assert link.root_human.name not in page and reverse("console:human", args=[link.root_human_id]) not in page
+    # The list counts links, never the humans behind them.
+    assert "humans" not in response.context and f"{response.context['total']} link" in page

@@ -353,7 +353,7 @@ def test_the_drawer_runs_a_bounded_number_of_queries_whatever_the_agent_holds(
         factories.make_delegation(item.agent, [world.resource.scope("read")], root_human=_delegator(world))
     with django_assert_num_queries(len(captured.captured_queries)):
         response = client.get(reverse("console:review_item", args=[item.pk]), **HTMX)
-    assert response.content.count(b'<li><span class="mono small">#') == 6
+    assert response.content.count(b'<li><a class="mono small" href="/delegations/') == 6
 
 
 def test_pages_follow_the_marker_in_queue_order(monkeypatch: pytest.MonkeyPatch) -> None:
