@@ -18,6 +18,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from audit.models import CHECK_ACTIONS, AuditEvent
@@ -548,8 +549,9 @@ def session_decisions(session_id: str, *, limit: int = MAX_SESSION) -> list[Audi
     return list(
         AuditEvent.objects.select_related("seal")
         .filter(CHECK_ACTIONS)
-        .alias(session=KeyTextTransform("session_id", "context"))
-        .filter(session=session_id)
+        # The plain Exact lookup: a key transform's own would compare JSON values, and on SQLite wrap the
+        # session id in JSON_EXTRACT (not JSON: an error); this one is the indexed expression = the text.
+        .filter(Exact(KeyTextTransform("session_id", "context"), session_id))
         .order_by("id")[:limit]
     )
 

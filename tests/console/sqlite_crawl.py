@@ -19,9 +19,10 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
+from audit.models import AuditEvent  # noqa: E402
 from audit.services import Actor  # noqa: E402
 from governance import services  # noqa: E402
-from governance.models import Agent, Human  # noqa: E402
+from governance.models import Agent, Delegation, Human, Resource  # noqa: E402
 from reviews import services as reviews  # noqa: E402
 from reviews.models import Campaign, ReviewItem  # noqa: E402
 
@@ -31,8 +32,30 @@ def pages() -> list[str]:
     human = Human.objects.get(user__username="reviewer")
     item = ReviewItem.objects.filter(reviewer__user__username="reviewer", status="pending").first()
     campaign = Campaign.objects.filter(kind="campaign").first()
-    assert agent and item and campaign
+    # A sub-agent's denial two hops below its human, its session and a delegation on its chain.
+    denial = next(e for e in AuditEvent.objects.filter(action="check.deny").order_by("-id") if len(e.on_behalf_of) >= 3)
+    session, link = denial.context["session_id"], Delegation.objects.filter(parent__isnull=False).first()
+    resource = Resource.objects.first()
+    assert agent and item and campaign and link and resource
+    custody = [
+        f"/custody/{denial.digest}/",
+        f"/custody/{denial.digest}/bundle.json",
+        f"/sessions/{session}/",
+        f"/delegations/{link.pk}/",
+        "/delegations/?q=support",
+        f"/resources/{resource.pk}/",
+        f"/audit/?agent={agent.pk}",
+        f"/audit/?human={human.pk}",
+        f"/audit/?resource={resource.pk}",
+        f"/audit/export.csv?agent={agent.pk}",
+        f"/audit/export.json?human={human.pk}",
+        f"/audit/bundle/?agent={agent.pk}",
+        f"/api/v1/audit/custody/{denial.digest}/",
+        f"/api/v1/audit/sessions/{session}/",
+        f"/api/v1/audit/events/?human={human.pk}",
+    ]
     return [
+        *custody,
         "/", "/agents/", f"/agents/{agent.pk}/", f"/agents/{agent.pk}/offboard/", "/humans/", f"/humans/{human.pk}/",
         f"/humans/{human.pk}/offboard/", "/reviews/", f"/reviews/items/{item.pk}/", "/reviews/?show=all",
         "/reviews/?show=unassigned", f"/reviews/?after={'0' * 42}", "/reviews/notifications/", "/campaigns/",
