@@ -58,7 +58,9 @@ from governance.models import (
     RiskTier,
     Sensitivity,
 )
+from governance.services import offboarding
 from governance.usage import usage
+from reviews.models import ItemStatus, ReviewItem
 
 HISTORY_DAYS = 42
 SCIM_ACTOR = Actor.system("scim: workday")
@@ -346,9 +348,37 @@ def seed() -> SeedResult:
         seeder.reviews.finish()
         # The history in its chain, in the order it happened (the sealer process is not running yet).
         sealer.seal_pending()
+    # Offboardings happen now, each in its own transaction after the history has committed, so the
+    # time-to-revoke they measure is a real one (inside the replay every moment is frozen, and the one
+    # transaction commits minutes later).
+    offboard_this_morning(seeder.admin)
+    sealer.seal_pending()
     return SeedResult(
         created=True, seconds=time.monotonic() - began, counts=summary(), logins=logins(), notes=seeder.notes
     )
+
+
+# How many of the agents suspended during the story the admin retires for good at the end of it.
+RETIRED_AGENTS = 2
+
+
+def offboard_this_morning(admin: Actor) -> None:
+    """The admin's morning: the top-level agents suspended during the story that no review is still
+    asking about are offboarded for good, and each leaver who still sponsors an agent is offboarded (the
+    agent moves to their manager)."""
+    asked_about = ReviewItem.objects.filter(status=ItemStatus.PENDING, agent__isnull=False).values("agent_id")
+    retired = list(
+        Agent.objects.filter(status=AgentStatus.SUSPENDED, parent__isnull=True)
+        .exclude(pk__in=asked_about)
+        .order_by("name")[:RETIRED_AGENTS]
+    )
+    # Leavers first: the agents they still sponsor move to their managers before any is retired.
+    for human in Human.objects.filter(status=HumanStatus.LEFT, sponsored_agents__isnull=False).distinct():
+        offboarding.human_offboard(actor=admin, human=human, reason="Left the company; leaver checklist completed")
+    for agent in retired:
+        offboarding.agent_offboard(
+            actor=admin, agent=agent, reason="Retired after the investigation that suspended it; not to return"
+        )
 
 
 def summary() -> dict[str, str]:
