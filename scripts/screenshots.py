@@ -23,6 +23,7 @@ PAGES = [
     ("drift", "/drift/"),
     ("audit", "/audit/"),
     ("campaign", None),  # the newest campaign with items, found from the list
+    ("frameworks", "/frameworks/"),
 ]
 
 
@@ -59,6 +60,7 @@ def main() -> None:
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(out / f"{name}.png"), full_page=False)
             print(out / f"{name}.png")
+        custody(page, args.url, out)
         page.context.clear_cookies()
         login(page, args.url, args.reviewer, args.password)
         page.goto(f"{args.url}/reviews/")
@@ -69,6 +71,24 @@ def main() -> None:
         page.screenshot(path=str(out / "reviews.png"), full_page=False)
         print(out / "reviews.png")
         browser.close()
+
+
+def custody(page: Page, url: str, out: Path) -> None:
+    """The chain of custody of the newest denial of a sub-agent acting two hops below its human, and its
+    session's timeline."""
+    page.goto(f"{url}/audit/?action=check.deny")
+    rows = page.locator("#audit-rows tbody tr")
+    for i in range(rows.count()):
+        if rows.nth(i).inner_text().count("→") >= 2:
+            rows.nth(i).get_by_role("link", name="Custody").click()
+            break
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(out / "custody.png"), full_page=False)
+    print(out / "custody.png")
+    page.locator("#session-link").click()
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(out / "session.png"), full_page=False)
+    print(out / "session.png")
 
 
 def login(page: Page, url: str, user: str, password: str) -> None:
