@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "console",
     "audit",
     "governance",
+    "scim",
     "reviews",
     "custody",
     "demo",

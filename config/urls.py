@@ -21,6 +21,8 @@ import governance.api.urls
 import governance.urls
 import reviews.api_urls
 import reviews.urls
+import scim.api_urls
+import scim.urls
 from governance import oauth_views
 from governance.api.check import CheckApi
 from governance.api.health import HealthApi
@@ -41,6 +43,7 @@ api_v1_patterns: list[URLPattern | URLResolver] = [
 console_patterns: list[URLPattern | URLResolver] = [
     *governance.urls.urlpatterns,
     *reviews.urls.urlpatterns,
+    *scim.urls.urlpatterns,
     *custody.urls.urlpatterns,
     *audit.urls.urlpatterns,
 ]
@@ -59,6 +62,7 @@ urlpatterns = [
     path("oauth/revoke", oauth_views.revoke, name="oauth-revoke"),
     path(".well-known/jwks.json", oauth_views.jwks, name="jwks"),
     path(".well-known/oauth-authorization-server", oauth_views.metadata, name="oauth-metadata"),
+    path("scim/v2/", include((scim.api_urls.urlpatterns, "scim"))),
     path("", include((console_patterns, "console"))),
 ]
 

@@ -22,7 +22,7 @@ from governance.services.by_agent import (
 from governance.services.delegations import delegation_create, delegation_renew, delegation_revoke
 from governance.services.drift import DRIFT_REASONS, drift_acknowledge, drift_observe
 from governance.services.grants import grant_create, grant_renew, grant_revoke
-from governance.services.humans import human_create, human_set_status
+from governance.services.humans import human_create, human_set_status, human_update
 from governance.services.keys import (
     agentkey_create,
     agentkey_hygiene,
@@ -72,6 +72,7 @@ __all__ = [
     "human_create",
     "human_offboard",
     "human_set_status",
+    "human_update",
     "may_decide",
     "parse_scopes",
     "resource_create",

@@ -371,7 +371,9 @@ def human_offboard(*, actor: Actor, human: Human, reason: str, dry_run: bool = F
 
 
 def _refuse_twice(human: Human) -> None:
-    if Offboarding.objects.filter(human=human).exists():
+    # Once gone, gone: a second offboarding has nothing to cut. A leaver rehired since (reactivated,
+    # e.g. by their identity provider) may leave again, and then everything they hold now is cut.
+    if human.status == HumanStatus.LEFT and Offboarding.objects.filter(human=human).exists():
         raise Conflict(f"{human.name} has already been offboarded.", code="human_offboarded")
 
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("config", "console", "governance", "reviews", "custody", "audit", "custos_client")
+PRODUCT = ("config", "console", "governance", "reviews", "scim", "custody", "audit", "custos_client")
 # Each app may import those after it, never those before it (README "Layout"); console imports none.
-LAYERS = ("custody", "reviews", "governance", "audit")
+LAYERS = ("custody", "reviews", "scim", "governance", "audit")
 
 
 def _imports(path: Path) -> set[str]:

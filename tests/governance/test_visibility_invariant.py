@@ -52,6 +52,7 @@ from audit.models import CHECK_ACTIONS, AuditEvent
 from console import paging
 from governance.models import AccessRequest, Agent, AgentKey, Delegation, DriftEvent, Grant, Human, Resource
 from reviews.models import Campaign, ReviewItem
+from scim.models import ScimClient
 from tests.governance import visibility_org as vo
 
 FROZEN = datetime(2031, 3, 3, 9, 0, tzinfo=UTC)
@@ -73,6 +74,7 @@ PATH_PARAMETERS: dict[tuple[str, str], type[Model]] = {
     ("campaigns", "pk"): Campaign,
     ("items", "pk"): ReviewItem,
     ("review-items", "pk"): ReviewItem,
+    ("scim-clients", "pk"): ScimClient,
 }
 
 

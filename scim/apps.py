@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class ScimConfig(AppConfig):
+    name = "scim"
+    verbose_name = "SCIM provisioning"
