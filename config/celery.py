@@ -33,6 +33,11 @@ app.conf.beat_schedule = {
     "reviews-open-recertifications": {"task": "reviews.tasks.open_recertifications", "schedule": crontab(minute=10)},
     "reviews-open-micro-reviews": {"task": "reviews.tasks.open_micro_reviews", "schedule": 60.0},
     "reviews-send-notifications": {"task": "reviews.tasks.send_notifications", "schedule": 60.0},
+    # After the key-hygiene run (02:40), so keys it revoked as stale are not reminded about.
+    "reviews-key-rotation-reminders": {
+        "task": "reviews.tasks.remind_key_rotation",
+        "schedule": crontab(minute=50, hour=2),
+    },
     "verify-audit-chain-nightly": {
         "task": "audit.tasks.verify_chain_task",
         "schedule": crontab(minute=17, hour=3),

@@ -266,6 +266,9 @@ CUSTOS_KEY_ROTATION_OVERLAP = env_duration("CUSTOS_KEY_ROTATION_OVERLAP", "1h")
 CUSTOS_KEY_STALE_DAYS = env_int("CUSTOS_KEY_STALE_DAYS", 30, minimum=1)
 CUSTOS_KEY_MAX_AGE = env_duration("CUSTOS_KEY_MAX_AGE", "90d")
 CUSTOS_KEY_AUTO_REVOKE_STALE = env_bool("CUSTOS_KEY_AUTO_REVOKE_STALE", False)
+# Rotation reminders (reviews.services.key_reminders, daily): a key's sponsor is told, once per key and
+# reason, that it expires within this notice, is past CUSTOS_KEY_MAX_AGE, or is stale.
+CUSTOS_KEY_ROTATION_NOTICE = env_duration("CUSTOS_KEY_ROTATION_NOTICE", "14d")
 # Keyed hashes of agent keys and API tokens use this pepper (defaults to one derived from SECRET_KEY),
 # so a stolen database alone does not let anyone test guesses offline.
 CUSTOS_CREDENTIAL_PEPPER = env_str("CUSTOS_CREDENTIAL_PEPPER", SECRET_KEY) or SECRET_KEY

@@ -368,14 +368,26 @@ class NotificationKind(models.TextChoices):
     ASSIGNED = "assigned", "New items"
     REMINDER = "reminder", "Reminder"
     ESCALATION = "escalation", "Escalation"
+    KEY_ROTATION = "key_rotation", "Key rotation"
 
 
 class Notification(models.Model):
-    """A message to a console user about their reviews, shown with a badge and sent by email."""
+    """A message to a console user about their reviews, shown with a badge and sent by email. Key
+    rotation reminders (no campaign) also reach sponsors without a console login: by ``email`` only."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_notifications")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="review_notifications",
+    )
     kind = models.CharField(max_length=12, choices=NotificationKind.choices)
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="notifications")
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    # Where to email a recipient without a console login; blank: the login's own address.
+    email = models.EmailField(blank=True, default="")
     subject = models.CharField(max_length=200)
     body = models.TextField()
     items = models.PositiveIntegerField(default=0)
@@ -386,6 +398,41 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["user", "read_at"], name="notification_unread_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(user__isnull=False) | ~Q(email=""), name="notification_has_recipient"),
+        ]
 
     def __str__(self) -> str:
         return self.subject
+
+
+class KeyReminderReason(models.TextChoices):
+    """Why an agent key's sponsor is asked to rotate (or retire) it; ``rotate`` and ``stale`` are the
+    key-hygiene flags of ``governance.selectors.key_flags``."""
+
+    EXPIRING = "expiring", "Expires soon"
+    ROTATE = "rotate", "Past the maximum age"
+    STALE = "stale", "Unused"
+
+
+class KeyReminder(models.Model):
+    """That a key's sponsor was reminded, for one reason: at most once per key and reason (the unique
+    constraint is what makes the daily run idempotent, and two runs at once double nothing)."""
+
+    key = models.ForeignKey(AgentKey, on_delete=models.CASCADE, related_name="rotation_reminders")
+    reason = models.CharField(max_length=8, choices=KeyReminderReason.choices)
+    # The sponsor when reminded (the agent's sponsor may change later).
+    sponsor = models.ForeignKey(Human, on_delete=models.PROTECT, related_name="+")
+    notification = models.ForeignKey(
+        Notification, null=True, blank=True, on_delete=models.SET_NULL, related_name="key_reminders"
+    )
+    # What the reminder said about the key, as shown with the notification ("expires in 10 days").
+    detail = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["key", "reason"], name="keyreminder_once_per_reason")]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.reason}"

@@ -51,3 +51,14 @@ def open_micro_reviews() -> dict[str, int]:
 @shared_task
 def send_notifications() -> int:
     return services.notifications_send()
+
+
+@shared_task
+def remind_key_rotation(batch_size: int = 1000) -> dict[str, int]:
+    """Tell sponsors about their agents' keys due for rotation, a batch at a time until none is full."""
+    totals = {"keys": 0, "reminders": 0, "notifications": 0}
+    while True:
+        counts = services.key_rotation_remind_due(batch_size=batch_size)
+        totals = {name: totals[name] + counts[name] for name in totals}
+        if counts["keys"] < batch_size:
+            return totals

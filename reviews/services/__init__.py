@@ -24,6 +24,7 @@ from reviews.services.items import (
     review_mark_opened,
     review_reassign,
 )
+from reviews.services.key_reminders import key_rotation_remind_due
 from reviews.services.notify import notifications_mark_read, notifications_send
 from reviews.services.schedule import reviews_escalate_due, reviews_remind_due
 from reviews.services.standing import micro_reviews_open, recertification_open_due, standing_campaign
@@ -39,6 +40,7 @@ __all__ = [
     "campaign_launch_due",
     "campaign_preview",
     "campaign_update",
+    "key_rotation_remind_due",
     "may_decide",
     "may_reassign",
     "micro_reviews_open",

@@ -1,5 +1,6 @@
-"""Notifications to reviewers: a row per person and occasion (shown with a badge in the console), and the
-same message by email, sent after the transaction that wrote it commits (``notifications_send``)."""
+"""Notifications to reviewers (and to agents' sponsors about keys to rotate): a row per person and
+occasion (shown with a badge in the console), and the same message by email, sent after the transaction
+that wrote it commits (``notifications_send``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from reviews.models import Campaign, Notification, ReviewItem
+from reviews.models import Campaign, Notification, NotificationKind, ReviewItem
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,11 @@ def notify(
         for user_id, count in per_user
         if count
     ]
+    return notify_rows(rows)
+
+
+def notify_rows(rows: list[Notification]) -> list[Notification]:
+    """Save notifications (ids set) and email them once the transaction commits."""
     Notification.objects.bulk_create(rows)
     if rows:
         transaction.on_commit(_enqueue_send)
@@ -71,16 +77,18 @@ def notifications_send(*, batch: int = 200) -> int:
     for note in Notification.objects.filter(emailed_at__isnull=True).select_related("user").order_by("id")[:batch]:
         if not Notification.objects.filter(pk=note.pk, emailed_at__isnull=True).update(emailed_at=timezone.now()):
             continue
-        address = note.user.email
+        # A recipient without a console login (a key's sponsor) has only the address the row names.
+        address = note.email or (note.user.email if note.user is not None else "")
         if not address:
             continue  # shown in the console only
+        # Key rotation reminders carry their own links (to the agents' pages); the rest are about reviews.
+        footer = (
+            ""
+            if note.kind == NotificationKind.KEY_ROTATION
+            else f"\n\nOpen your review queue: {settings.CUSTOS_ISSUER.rstrip('/')}/reviews/\n"
+        )
         try:
-            send_mail(
-                note.subject,
-                f"{note.body}\n\nOpen your review queue: {settings.CUSTOS_ISSUER.rstrip('/')}/reviews/\n",
-                None,
-                [address],
-            )
+            send_mail(note.subject, f"{note.body}{footer}", None, [address])
             sent += 1
         except OSError:
             log.warning("could not email notification %s", note.pk, exc_info=True)

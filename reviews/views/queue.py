@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -28,7 +29,16 @@ from console.roles import ADMIN, REVIEWER, role_required, roles_of
 from console.visibility import visibility_of
 from governance.models import Agent, Human
 from reviews import selectors, services
-from reviews.models import Campaign, CampaignStatus, Decision, ItemKind, Notification, ReviewItem, Risk
+from reviews.models import (
+    Campaign,
+    CampaignStatus,
+    Decision,
+    ItemKind,
+    KeyReminder,
+    Notification,
+    ReviewItem,
+    Risk,
+)
 from reviews.selectors import QueueFilters
 from reviews.services.items import MAX_JUSTIFICATION
 
@@ -317,7 +327,11 @@ def notifications(request: HtmxHttpRequest) -> HttpResponse:
     user = request.user
     if not isinstance(user, AbstractBaseUser):  # login_required saw to that; this tells the type checker
         raise PermissionDenied
-    page = page_newest_first(request, Notification.objects.filter(user=user).select_related("campaign"))
+    # A key rotation reminder lists its keys with links to their agents, those the user may still see
+    # (a sponsor who handed an agent on no longer does); one more query for the page, however many.
+    reminders = KeyReminder.objects.filter(key__agent__in=Agent.objects.visible_to(user)).select_related("key__agent")
+    notes = Notification.objects.filter(user=user).select_related("campaign")
+    page = page_newest_first(request, notes.prefetch_related(Prefetch("key_reminders", queryset=reminders)))
     unread = {n.pk for n in page.rows if n.read_at is None}
     context = {"notifications": page.rows, "page": page, "unread": unread}
     return render_page(request, "reviews/notifications.html", "rows", context)
