@@ -28,6 +28,7 @@ from django.utils import timezone
 from audit.services import Actor, PendingEvent, Target, audit_append_many
 from console.errors import Conflict, ValidationFailed
 from console.trees import TreeRow, flatten
+from governance import livestate
 from governance.models import (
     Agent,
     AgentKey,
@@ -558,7 +559,10 @@ def _mark_effective(offboarding: Offboarding, version_before: int, confirmed: Ca
     confirms its kept state by has moved past the one read before the change (so no process decides on
     what it kept from before), and what was cut reads back as cut."""
     committed_at = timezone.now()
-    if _state_version() <= version_before or not confirmed():
+    # Where no process keeps the state it decided on (SQLite under make run, or the cache switched off),
+    # every check reads afresh: what committed is what the next check sees, with no version to wait for.
+    moved = not livestate.enabled() or _state_version() > version_before
+    if not moved or not confirmed():
         return  # not (yet) confirmed: effective_at stays empty rather than claim what was not seen
     effective_at = timezone.now()
     Offboarding.objects.filter(pk=offboarding.pk).update(committed_at=committed_at, effective_at=effective_at)

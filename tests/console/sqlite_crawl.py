@@ -22,7 +22,7 @@ from django.test import Client  # noqa: E402
 from audit.models import AuditEvent  # noqa: E402
 from audit.services import Actor  # noqa: E402
 from governance import services  # noqa: E402
-from governance.models import Agent, Delegation, Human, Resource  # noqa: E402
+from governance.models import Agent, Delegation, Human, Offboarding, Resource  # noqa: E402
 from reviews import services as reviews  # noqa: E402
 from reviews.models import Campaign, ReviewItem  # noqa: E402
 
@@ -84,7 +84,12 @@ def main() -> None:
     admin = Actor.user(User.objects.get(username="admin"))
     try:
         agent = Agent.objects.filter(status="active", children__isnull=False).first()
+        # The demo's morning offboardings, and this one, measured their time-to-revoke here too.
+        if Offboarding.objects.filter(effective_at__isnull=False).count() < 3:
+            failures.append("the demo's offboardings have no time-to-revoke on SQLite")
         services.agent_offboard(actor=admin, agent=agent, reason="sqlite smoke")
+        if Offboarding.objects.get(agent=agent).effective_at is None:
+            failures.append("an agent offboarded on SQLite has no time-to-revoke")
         # The offboarded agent's page and its sub-agent's, which show the offboarding that cut them.
         client = Client(raise_request_exception=False)
         client.force_login(User.objects.get(username="admin"))
