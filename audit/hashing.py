@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -112,3 +113,44 @@ def event_digest(event: Any) -> str:
 
 def chain_hash(seq: int, prev_hash: str, digest: str) -> str:
     return hashlib.sha256(f"{seq}|{prev_hash}|{digest}".encode("ascii")).hexdigest()
+
+
+class SqlCanonical:
+    """The canonical content of events a database statement writes in bulk, as one SQL expression: for
+    writers whose events differ only in a few values the database has in hand (an id, a timestamp, a
+    nonce). The document is encoded here, once, by ``canonical`` (so key order and string escaping are
+    exactly this module's), with ``value`` placeholders where the database supplies a value; ``sql``
+    cuts the text at them into literal pieces (parameters) joined by the SQL expressions.
+
+        sql = SqlCanonical()
+        document = content_document(..., target_id=sql.value("'\"' || e.id || '\"'"), ...)
+        expression, params = sql.sql(document)
+
+    Each expression must yield the value's JSON text exactly as RFC 8785 writes it, a string's quotes
+    included; PostgreSQL's ``to_json(text)::text`` does for any text (tests/audit/test_sql_events.py).
+    """
+
+    def __init__(self) -> None:
+        # Unguessable and beyond what JSON escapes, so a placeholder encodes as itself and no value of
+        # the document can contain one by accident.
+        self._mark = f"\ue000{secrets.token_hex(8)}:"
+        self._expressions: list[str] = []
+
+    def value(self, expression: str) -> str:
+        """A placeholder to put in the document where ``expression``'s JSON text goes."""
+        self._expressions.append(expression)
+        return f"{self._mark}{len(self._expressions) - 1}\ue000"
+
+    def sql(self, document: Any) -> tuple[str, list[str]]:
+        """``(expression, params)``: an SQL text expression (``%s`` for each literal piece, in order) that
+        gives ``canonical(document)`` with each placeholder replaced by its expression's value."""
+        text = canonical(document).decode()
+        # Split at each placeholder, quotes included: [piece, index, piece, index, ..., piece].
+        parts = re.split(f'"{re.escape(self._mark)}([0-9]+)\ue000"', text)
+        pieces, indexes = parts[::2], [int(i) for i in parts[1::2]]
+        if sorted(indexes) != list(range(len(self._expressions))) or any(self._mark in p for p in pieces):
+            raise ValueError("each placeholder must appear once in the document, as a value")
+        expression = ["%s::text"]
+        for i in indexes:
+            expression += [f"({self._expressions[i]})", "%s::text"]
+        return " || ".join(expression), pieces
