@@ -106,6 +106,31 @@ class AgentCreateForm(forms.Form):
         self.fields["parent"].queryset = Agent.objects.visible_to(user).active()  # type: ignore[attr-defined]
 
 
+class ResourceCreateForm(forms.Form):
+    name = forms.CharField(max_length=120, help_text="Dotted, lower case, e.g. crm.contacts or mcp.crm.")
+    kind = forms.ChoiceField(choices=ResourceKind.choices, initial=ResourceKind.API)
+    uri = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Resource URI",
+        help_text="For an MCP server: its canonical URI (RFC 8707), e.g. https://mcp.example.com/mcp. "
+        "Tokens asked for with this resource are good at this server only.",
+    )
+    actions = forms.CharField(
+        max_length=2000, help_text="Separated by spaces or commas, e.g. read write. An MCP server's tools."
+    )
+    sensitivity = forms.ChoiceField(choices=Sensitivity.choices, initial=Sensitivity.MEDIUM)
+    owner = forms.ModelChoiceField(queryset=Human.objects.none())
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = Human.objects.visible_to(user).active()  # type: ignore[attr-defined]
+
+    def clean_actions(self) -> list[str]:
+        return self.cleaned_data["actions"].replace(",", " ").split()
+
+
 class GrantCreateForm(forms.Form):
     scope = forms.ChoiceField(help_text="resource:action")
     expires_at = forms.DateTimeField(

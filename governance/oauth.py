@@ -10,7 +10,9 @@ Token exchange, as Custos speaks it:
   delegation token (type ``urn:ietf:params:oauth:token-type:jwt``), in which case the sub-agent's own
   delegation below the parent's is used;
 - ``scope`` may only narrow what is delegated (and, for a sub-agent, what the parent's token carries);
-- ``audience`` (or ``resource``) names Custos itself or one resource.
+- ``audience`` (or ``resource``) names Custos itself or one resource, by its name or — the RFC 8707
+  resource indicator MCP clients send — by the absolute URI registered for it (``Resource.uri``); the
+  token's ``aud`` is then that URI, so the MCP server at it accepts the token and no other does.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from governance.models import (
     Resource,
     SigningKey,
 )
+from governance.resource_uri import InvalidResourceUri, looks_like_uri, normalise_resource_uri
 from governance.usage import usage
 
 GRANT_TYPE_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -135,12 +138,40 @@ def _requested_scopes(scope: str | None, allowed: frozenset[str]) -> frozenset[s
     return wanted
 
 
-def _audience(audience: str | None) -> str:
-    if not audience:
+def _target(value: str, parameter: str) -> tuple[str, int | None]:
+    """What one ``audience``/``resource`` value names: (the ``aud`` to mint, the resource's id or None
+    for Custos itself). A URI must be registered as a resource's ``uri``; anything else is a name."""
+    if value == settings.CUSTOS_ISSUER:
+        return value, None
+    if looks_like_uri(value):
+        try:
+            uri = normalise_resource_uri(value)
+        except InvalidResourceUri as exc:
+            raise OAuthError("invalid_target", f"{parameter} is not a usable resource URI: {exc}") from None
+        found = Resource.objects.filter(uri=uri).values_list("pk", flat=True).first()
+        if found is None:
+            raise OAuthError("invalid_target", f"no resource is registered as {uri!r}")
+        return uri, found
+    by_name = Resource.objects.filter(name=value).values_list("pk", flat=True).first()
+    if by_name is None:
+        raise OAuthError(
+            "invalid_target", f"unknown {parameter} {value!r}: use Custos's issuer, a resource name or its URI"
+        )
+    return value, by_name
+
+
+def _audience(audience: str | None, resource: str | None = None) -> str:
+    """The ``aud`` to mint. With both parameters they must name the same target; the RFC 8707
+    ``resource`` then decides the form (an MCP client's URI wins over a name for the same resource)."""
+    if not audience and not resource:
         return settings.CUSTOS_ISSUER
-    if audience == settings.CUSTOS_ISSUER or Resource.objects.filter(name=audience).exists():
-        return audience
-    raise OAuthError("invalid_target", f"unknown audience {audience!r}: use Custos's issuer or a resource name")
+    by_audience = _target(audience, "audience") if audience else None
+    by_resource = _target(resource, "resource") if resource else None
+    if by_audience and by_resource and by_audience[1] != by_resource[1]:
+        raise OAuthError("invalid_target", "audience and resource disagree")
+    chosen = by_resource or by_audience
+    assert chosen is not None
+    return chosen[0]
 
 
 def _usable_or_error(delegation: Delegation, wanted: frozenset[str], at: datetime) -> list[Delegation]:
@@ -161,6 +192,7 @@ def token_exchange(
     subject_token_type: str,
     scope: str | None = None,
     audience: str | None = None,
+    resource: str | None = None,
     requested_lifetime: timedelta | None = None,
 ) -> IssuedToken:
     at = timezone.now()
@@ -170,7 +202,7 @@ def token_exchange(
         raise OAuthError("invalid_request", f"subject_token_type must be one of {', '.join(SUBJECT_TOKEN_TYPES)}")
     principal = authenticate_actor(actor_token, at)
     agent, key_id = principal.agent, principal.key_id
-    aud = _audience(audience)
+    aud = _audience(audience, resource)
     parent_token: DelegationToken | None = None
     parent_scopes: frozenset[str] | None = None
     max_exp: datetime | None = None
@@ -202,8 +234,10 @@ def token_exchange(
         max_exp = parent_token.expires_at
         # Audience attenuates too: from a token good at one resource only, a sub-agent gets a token
         # for that resource only, never one good at Custos (and so at every resource in scope).
+        # (An MCP server's URI audience is inherited the same way: the sub-agent's token is good at
+        # that server only.)
         if parent_token.audience != settings.CUSTOS_ISSUER:
-            if audience and audience != parent_token.audience:
+            if (audience or resource) and aud != parent_token.audience:
                 raise OAuthError("invalid_target", f"the subject token is only for {parent_token.audience!r}")
             aud = parent_token.audience
         wanted_hint = frozenset(scope.split()) if scope else frozenset()

@@ -67,6 +67,17 @@ def _form_value(request: HttpRequest, name: str, *, required: bool = False) -> s
     return value
 
 
+def _resource_indicator(request: HttpRequest) -> str | None:
+    """RFC 8707 ``resource``. The RFC allows several, for a token good at all of them; Custos mints a
+    token for one audience, so more than one is ``invalid_target`` (§2), as is an empty one."""
+    if len(request.POST.getlist("resource")) > 1:
+        raise OAuthError("invalid_target", "name one resource: a Custos token is good at one audience")
+    resource = _form_value(request, "resource")
+    if resource is not None and not resource.strip():
+        raise OAuthError("invalid_target", "resource is empty")
+    return resource
+
+
 def _form_request(request: HttpRequest) -> None:
     content_type = request.content_type or ""
     if content_type != "application/x-www-form-urlencoded":
@@ -82,9 +93,7 @@ def token(request: HttpRequest) -> JsonResponse:
         if grant_type != GRANT_TYPE_TOKEN_EXCHANGE:
             raise OAuthError("unsupported_grant_type", f"only {GRANT_TYPE_TOKEN_EXCHANGE} is supported")
         audience = _form_value(request, "audience")
-        resource = _form_value(request, "resource")
-        if audience and resource and audience != resource:
-            raise OAuthError("invalid_target", "audience and resource disagree")
+        resource = _resource_indicator(request)
         requested_type = _form_value(request, "requested_token_type")
         if requested_type not in (None, "", TOKEN_TYPE_JWT):
             raise OAuthError("invalid_request", f"requested_token_type must be {TOKEN_TYPE_JWT}")
@@ -103,7 +112,8 @@ def token(request: HttpRequest) -> JsonResponse:
             subject_token=_form_value(request, "subject_token", required=True) or "",
             subject_token_type=_form_value(request, "subject_token_type", required=True) or "",
             scope=_form_value(request, "scope"),
-            audience=audience or resource,
+            audience=audience,
+            resource=resource,
             requested_lifetime=lifetime,
         )
     except OAuthError as exc:
@@ -193,6 +203,25 @@ def jwks(request: HttpRequest) -> JsonResponse:
 @require_GET
 @cache_control(public=True, max_age=3600)
 def metadata(request: HttpRequest) -> JsonResponse:
+    """RFC 8414 metadata, the document an MCP client fetches once the MCP server's RFC 9728 metadata
+    names Custos in ``authorization_servers``.
+
+    What mainstream MCP clients read (the official Python and TypeScript SDKs): ``issuer`` (compared
+    verbatim with the one they discovered), ``token_endpoint``, ``grant_types_supported``,
+    ``token_endpoint_auth_methods_supported``, ``scopes_supported``, and for their interactive
+    authorization-code flow ``authorization_endpoint``, ``code_challenge_methods_supported`` and
+    ``registration_endpoint``. Custos has no authorization endpoint — agents do not log in through a
+    browser; they exchange their key and a delegation for a token (RFC 8693) — so, as RFC 8414 §2
+    allows when no grant uses it, none is listed; an SDK's authorization-code helper therefore cannot
+    drive Custos, and an agent passes the exchanged token as its bearer header instead.
+
+    Resource indicators (RFC 8707) are accepted at the token endpoint (``resource=<MCP server URI>``
+    binds ``aud``), but neither RFC 8707 nor the IANA registry defines a metadata name that says so
+    (``resource_indicators_supported`` is not registered), and the clients send ``resource`` from the
+    MCP server's own metadata without looking here. RFC 9728 §4's ``protected_resources`` would list
+    the registered URIs, but this document is public and the resource catalogue is not, so it is left
+    out.
+    """
     issuer = settings.CUSTOS_ISSUER.rstrip("/")
     return JsonResponse(
         {
@@ -202,6 +231,7 @@ def metadata(request: HttpRequest) -> JsonResponse:
             "revocation_endpoint": issuer + reverse("oauth-revoke"),
             "jwks_uri": issuer + reverse("jwks"),
             "grant_types_supported": [GRANT_TYPE_TOKEN_EXCHANGE],
+            # The client is the agent, authenticated by the actor token (its key) in the request body.
             "token_endpoint_auth_methods_supported": ["none"],
             "introspection_endpoint_auth_methods_supported": ["bearer"],
             "revocation_endpoint_auth_methods_supported": ["bearer"],

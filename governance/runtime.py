@@ -25,7 +25,8 @@ from audit.models import AuditEvent
 from audit.services import Actor, Target, audit_append, audit_append_if
 from governance import authn, chain, credentials, livestate, repeats, tokens
 from governance.decision import KeyState, Outcome, Reason, decide_key
-from governance.models import SCOPE_SEPARATOR
+from governance.models import SCOPE_SEPARATOR, Resource
+from governance.resource_uri import looks_like_uri
 from governance.services import drift
 from governance.usage import usage
 
@@ -136,6 +137,22 @@ def _unrecognised() -> CheckResult:
 _KEPT, _VERSIONED, _AFRESH = "kept", "versioned", "afresh"
 
 
+def _verify_for_resource(credential: str, at: datetime, resource: str) -> tokens.VerifiedToken:
+    """A token is good at Custos itself, or at the one resource it was minted for: named by the
+    resource's name, or — a token an MCP client asked for with RFC 8707 ``resource`` — by the URI
+    registered for that resource, so a token for one MCP server is refused at every other. Only a URI
+    audience costs a query (URIs can be registered at any time, so the answer is not kept)."""
+    verified = authn.verify_token(credential, at, audiences=None)
+    aud = verified.claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else [a for a in aud or () if isinstance(a, str)]
+    if settings.CUSTOS_ISSUER in audiences or resource in audiences:
+        return verified
+    uris = [a for a in audiences if looks_like_uri(a)]
+    if uris and Resource.objects.filter(name=resource, uri__in=uris).exists():
+        return verified
+    raise authn.CredentialRefused("the token is not valid: token is not for this audience")
+
+
 def check(
     *, credential: str, action: str, resource: str, context: dict[str, Any], source: str | None = None
 ) -> CheckResult:
@@ -158,8 +175,7 @@ def check(
     refused: Outcome | None = None
     if kind == "delegation_token":
         try:
-            # A token is good at Custos itself, or at the one resource it was minted for.
-            verified = authn.verify_token(credential, at, (settings.CUSTOS_ISSUER, resource))
+            verified = _verify_for_resource(credential, at, resource)
         except authn.CredentialRefused as exc:
             refused = Outcome(exc.reason, exc.detail)
     modes = (_KEPT, _VERSIONED, _AFRESH) if livestate.enabled() else (_AFRESH,)

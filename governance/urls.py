@@ -43,6 +43,7 @@ urlpatterns: list[URLPattern] = [
     path("delegations/<int:pk>/", delegations.delegation_detail, name="delegation"),
     path("delegations/<int:pk>/revoke/", delegations.delegation_revoke, name="delegation_revoke"),
     path("resources/", resources.resources, name="resources"),
+    path("resources/new/", resources.resource_create, name="resource_create"),
     path("resources/<int:pk>/", resources.resource_detail, name="resource"),
     path("access-requests/", access_requests.access_requests, name="access_requests"),
     path("access-requests/badge/", access_requests.access_requests_badge, name="access_requests_badge"),

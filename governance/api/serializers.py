@@ -168,7 +168,7 @@ class ResourceOutput(serializers.ModelSerializer[Resource]):
 
     class Meta:
         model = Resource
-        fields = ["id", "name", "kind", "description", "sensitivity", "owner", "actions", "created_at"]
+        fields = ["id", "name", "kind", "description", "sensitivity", "owner", "actions", "uri", "created_at"]
         read_only_fields = fields
 
 
@@ -181,6 +181,13 @@ class ResourceCreateInput(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=ResourceKind.choices, default=ResourceKind.API)
     sensitivity = serializers.ChoiceField(choices=Sensitivity.choices, default=Sensitivity.MEDIUM)
     description = text()
+    uri = StrictCharField(
+        max_length=200,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="Its RFC 8707 resource indicator, e.g. an MCP server's https://mcp.example.com/mcp.",
+    )
 
 
 class ResourceFilter(serializers.Serializer[Any]):

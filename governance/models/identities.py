@@ -173,6 +173,9 @@ class ResourceKind(models.TextChoices):
     API = "api", "API"
     DATASET = "dataset", "Data set"
     SERVICE = "service", "Service"
+    # A Model Context Protocol server: its tools are the resource's actions, its ``uri`` the RFC 8707
+    # resource indicator MCP clients ask tokens for.
+    MCP = "mcp", "MCP server"
 
 
 class Sensitivity(models.TextChoices):
@@ -199,6 +202,16 @@ class Resource(models.Model):
     sensitivity = models.CharField(max_length=10, choices=Sensitivity.choices, default=Sensitivity.MEDIUM)
     owner = models.ForeignKey(Human, on_delete=models.PROTECT, related_name="owned_resources")
     actions = models.JSONField(default=list, help_text="The actions this resource supports, e.g. read, write.")
+    # The RFC 8707 resource indicator (an MCP server's canonical URI): a token exchanged with
+    # ``resource=<uri>`` carries it as ``aud``. NULL, not "", when absent, so that the unique index
+    # holds only real URIs.
+    uri = models.CharField(
+        max_length=200,  # as DelegationToken.audience, which records it
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="The absolute URI clients name this resource by (RFC 8707), e.g. https://mcp.example.com/mcp.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = ResourceQuerySet.as_manager()
@@ -207,6 +220,9 @@ class Resource(models.Model):
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=Q(name__regex=r"^[a-z0-9][a-z0-9._-]*$"), name="resource_name_format"),
+            models.CheckConstraint(
+                condition=Q(uri__isnull=True) | Q(uri__regex=r"^https?://[^#]+$"), name="resource_uri_format"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -16,6 +16,7 @@ from governance.models import (
     ResourceKind,
     Sensitivity,
 )
+from governance.resource_uri import InvalidResourceUri, normalise_resource_uri
 from governance.services._rules import (
     require_choice,
     require_text,
@@ -39,6 +40,18 @@ def _clean_actions(actions: Iterable[str]) -> list[str]:
     return cleaned
 
 
+def _clean_uri(uri: str | None) -> str | None:
+    if uri is None or not uri.strip():
+        return None
+    try:
+        cleaned = normalise_resource_uri(uri)
+    except InvalidResourceUri as exc:
+        raise ValidationFailed(f"The resource URI is not usable: {exc}.", code="invalid_uri", field="uri") from None
+    if Resource.objects.filter(uri=cleaned).exists():
+        raise Conflict(f"Another resource is already registered as {cleaned}.", code="duplicate_uri", field="uri")
+    return cleaned
+
+
 @transaction.atomic
 def resource_create(
     *,
@@ -49,7 +62,10 @@ def resource_create(
     kind: str = ResourceKind.API,
     sensitivity: str = Sensitivity.MEDIUM,
     description: str = "",
+    uri: str | None = None,
 ) -> Resource:
+    """Register a resource. ``uri`` is its RFC 8707 resource indicator (an MCP server's canonical URI):
+    tokens exchanged for it carry it as their audience, and the check accepts them for this resource only."""
     name = require_text(name, "name", max_length=120, label="Name").lower()
     if not _RESOURCE_RE.match(name):
         raise ValidationFailed(
@@ -62,14 +78,21 @@ def resource_create(
     cleaned = _clean_actions(actions)
     if Resource.objects.filter(name=name).exists():
         raise Conflict(f"A resource named {name} already exists.", code="duplicate_resource", field="name")
+    cleaned_uri = _clean_uri(uri)
     resource = Resource.objects.create(
-        name=name, owner=owner, actions=cleaned, kind=kind, sensitivity=sensitivity, description=description.strip()
+        name=name,
+        owner=owner,
+        actions=cleaned,
+        kind=kind,
+        sensitivity=sensitivity,
+        description=description.strip(),
+        uri=cleaned_uri,
     )
     audit_append(
         actor=actor,
         action="resource.create",
         target=Target.of(resource),
-        context={"kind": kind, "sensitivity": sensitivity, "actions": cleaned, "owner": owner.pk},
+        context={"kind": kind, "sensitivity": sensitivity, "actions": cleaned, "owner": owner.pk, "uri": cleaned_uri},
     )
     return resource
 

@@ -78,6 +78,23 @@ def test_an_agent_detail_reads_back_what_was_created(world: World) -> None:
     assert detail.json() == created
 
 
+def test_an_mcp_server_is_registered_with_its_resource_uri(world: World) -> None:
+    body = {"name": "mcp.crm", "owner": world.mine.pk, "actions": ["lookup_contact"], "kind": "mcp"}
+    created = _post(world, "resources/", {**body, "uri": "HTTPS://MCP.Example.com/mcp"})
+
+    assert created.status_code == 201, created.content
+    assert created.json()["uri"] == "https://mcp.example.com/mcp"
+    assert created.json()["kind"] == "mcp"
+    assert _last_event().context["uri"] == "https://mcp.example.com/mcp"
+    assert _get(world, f"resources/{created.json()['id']}/", role="reviewer").json()["uri"] == created.json()["uri"]
+    again = _post(world, "resources/", {**body, "name": "mcp.crm2", "uri": "https://mcp.example.com/mcp"})
+    assert again.status_code == 409
+    assert again.json()["code"] == "duplicate_uri"
+    assert (
+        _post(world, "resources/", {**body, "name": "mcp.x", "uri": "mcp.example.com"}).json()["code"] == "invalid_uri"
+    )
+
+
 def test_a_resource_then_grants_to_a_human_and_to_an_agent(world: World) -> None:
     resource = _post(
         world, "resources/", {"name": "Billing.Invoices", "owner": world.mine.pk, "actions": ["write", "read", "read"]}
