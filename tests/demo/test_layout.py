@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("config", "console", "governance", "reviews", "scim", "custody", "audit", "custos_client")
+PRODUCT = ("config", "console", "governance", "reviews", "scim", "custody", "audit", "custos_client", "custos_mcp")
 # Each app may import those after it, never those before it (README "Layout"); console imports none.
 LAYERS = ("custody", "reviews", "scim", "governance", "audit")
 
@@ -49,6 +49,16 @@ def test_the_apps_import_one_way() -> None:
         if wrong:
             offenders[str(path.relative_to(ROOT))] = wrong
     assert not offenders
+
+
+def test_the_mcp_middleware_ships_without_django() -> None:
+    # custos_mcp runs inside someone else's MCP server: it talks to Custos over HTTP only.
+    server_side = {"django", "rest_framework", *PRODUCT[:-2]}
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(n for n in _imports(path) if n.split(".")[0] in server_side)
+        for path in (ROOT / "custos_mcp").rglob("*.py")
+    }
+    assert offenders and not {path: names for path, names in offenders.items() if names}
 
 
 def test_the_import_walk_sees_every_form_of_import(tmp_path: Path) -> None:
