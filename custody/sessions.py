@@ -8,10 +8,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from audit.models import AuditEvent
-from custody.custody import session_decisions
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
+
+from audit.models import CHECK_ACTIONS, AuditEvent
 
 MAX_DECISIONS = 2000
+
+
+def session_decisions(session_id: str, *, limit: int = MAX_DECISIONS) -> list[AuditEvent]:
+    """A session's decisions in the order they were recorded (the partial index on the session id)."""
+    return list(
+        AuditEvent.objects.select_related("seal")
+        .filter(CHECK_ACTIONS)
+        # The plain Exact lookup: a key transform's own would compare JSON values, and on SQLite wrap the
+        # session id in JSON_EXTRACT (not JSON: an error); this one is the indexed expression = the text.
+        .filter(Exact(KeyTextTransform("session_id", "context"), session_id))
+        .order_by("id")[:limit]
+    )
 
 
 @dataclass(frozen=True, slots=True)

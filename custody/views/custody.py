@@ -18,7 +18,8 @@ from audit import bundles
 from console.pages import HtmxHttpRequest
 from console.roles import ADMIN, AUDITOR, role_required
 from custody.api import DIGEST
-from custody.custody import Custody, Status, custody_of
+from custody.custody import custody_of
+from custody.records import Custody, Status
 
 NODE_W, NODE_H, GAP, TOP = 200, 64, 84, 34
 
