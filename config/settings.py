@@ -350,4 +350,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("CUSTOS_LOG_LEVEL", "INFO")},
+    # HTTP and MCP client libraries log every request and session at INFO (the demo's MCP server and
+    # simulated agents make several a second): only their warnings are worth a line.
+    "loggers": {name: {"level": "WARNING"} for name in ("httpx", "httpx2", "mcp", "fastmcp")},
 }

@@ -29,6 +29,8 @@ from django.utils import timezone
 
 from audit.services import Actor
 from custos_client import CustosClient, CustosError, Token
+from demo.mcp_agents import plan_calls, run_session
+from demo.mcp_server import RESOURCE as MCP_RESOURCE
 from governance import services
 from governance.chain import delegation_usability
 from governance.models import Agent, AgentStatus, Delegation, Resource
@@ -107,6 +109,8 @@ def summary_line(counts: Counter[str], *, seconds: float, pending: int) -> str:
     """One line for the terminal: what the agents did in the last ``seconds``."""
     checks = counts["allow"] + counts["deny"]
     parts = [f"{checks} checks ({counts['allow']} allowed, {counts['deny']} denied)"]
+    if counts["mcp_allow"] or counts["mcp_deny"]:
+        parts.append(f"{counts['mcp_allow'] + counts['mcp_deny']} MCP tool calls ({counts['mcp_deny']} refused)")
     if counts["requested"] or pending:
         parts.append(f"{counts['requested']} access requests ({pending} waiting)")
     if counts["spawned"]:
@@ -118,6 +122,13 @@ def summary_line(counts: Counter[str], *, seconds: float, pending: int) -> str:
         parts.append(f"{refused} errors")
     span = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
     return f"last {span}: " + ", ".join(parts)
+
+
+def _one_line(error: BaseException) -> str:
+    """The innermost error's message: the MCP client's transport errors come wrapped in task groups."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"
 
 
 @dataclass
@@ -134,6 +145,8 @@ class SimAgent:
     token: Token | None = None
     sub_agents: list[dict[str, Any]] = field(default_factory=list)
     pending: dict[int, float] = field(default_factory=dict)  # its unanswered requests: id -> lapses at
+    # Set for an agent working through the demo MCP server: its URI, which its tokens are bound to.
+    mcp_url: str = ""
 
 
 class Simulator:
@@ -194,6 +207,46 @@ class Simulator:
             )
         return self.sims
 
+    def prepare_mcp(self, count: int) -> list[SimAgent]:
+        """Agents delegated tools of the demo MCP server (``seed_demo --mcp-url``), each with a fresh key:
+        they call the server with the ``mcp`` client rather than asking Custos directly."""
+        uri = Resource.objects.filter(name=MCP_RESOURCE).values_list("uri", flat=True).first()
+        if not uri:
+            return []
+        prefix = f"{MCP_RESOURCE}:"
+        delegations = (
+            Delegation.objects.active()
+            .filter(parent__isnull=True, delegate__status=AgentStatus.ACTIVE)
+            .select_related("delegate")
+            .order_by("id")
+        )
+        added: list[SimAgent] = []
+        for delegation in delegations:
+            if len(added) >= count:
+                break
+            tools = [scope for scope in delegation.scopes if scope.startswith(prefix)]
+            if not tools or not delegation_usability(delegation).usable:
+                continue
+            agent: Agent = delegation.delegate
+            key, secret = services.agentkey_create(
+                actor=SIMULATOR, agent=agent, name="simulator (MCP)", expires_at=timezone.now() + timedelta(hours=12)
+            )
+            added.append(
+                SimAgent(
+                    agent_id=agent.pk,
+                    name=f"{agent.name} via MCP",
+                    key_id=key.pk,
+                    delegation_id=delegation.pk,
+                    scopes=tools,
+                    out_of_scope=[],
+                    askable=[],
+                    client=CustosClient(self.url, agent_key=secret),
+                    mcp_url=uri,
+                )
+            )
+        self.sims.extend(added)
+        return added
+
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self, sim: SimAgent, rng: random.Random, stop: threading.Event) -> None:
@@ -228,6 +281,9 @@ class Simulator:
             stop.wait(self.pace.interval * 5)
 
     def step(self, sim: SimAgent, rng: random.Random) -> None:
+        if sim.mcp_url:
+            self.mcp_step(sim, rng)
+            return
         if sim.token is None or sim.token.expired:
             sim.token = sim.client.exchange_delegation(sim.delegation_id)
         session = f"{rng.getrandbits(48):012x}"
@@ -251,6 +307,24 @@ class Simulator:
         else:
             for _ in range(rng.randint(1, 3)):
                 self.check(sim, sim.token.access_token, rng.choice(sim.scopes), rng, session)
+
+    def mcp_step(self, sim: SimAgent, rng: random.Random) -> None:
+        """One MCP session on the demo server: list the tools, work a ticket through them."""
+        if sim.token is None or sim.token.expired:
+            sim.token = sim.client.exchange_delegation(sim.delegation_id, audience=sim.mcp_url)
+        try:
+            calls = plan_calls(rng, stray=rng.random() < 0.2 and self.drift.take())
+            listed, outcomes = run_session(sim.mcp_url, sim.token.access_token, calls)
+        except Exception as exc:  # the server down, a transport error: one line, as for Custos unreachable
+            sim.token = None
+            self.tally.add("failed")
+            log.warning("%s: MCP server at %s failed: %s", sim.name, sim.mcp_url, _one_line(exc))
+            return
+        log.info("%s: MCP session, tools listed: %s", sim.name, " ".join(listed) or "none")
+        for outcome in outcomes:
+            self.tally.add("mcp_allow" if outcome.allowed else "mcp_deny")
+            verdict = "ran" if outcome.allowed else f"refused: {outcome.reason}"
+            log.info("%s: MCP %s %s", sim.name, outcome.call.tool, verdict)
 
     def stray(self, sim: SimAgent, rng: random.Random, session: str) -> None:
         """Drift: the agent strays outside what it was delegated, several times in a row, then asks for

@@ -43,6 +43,8 @@ def processes(host: str, port: int) -> dict[str, list[str]]:
         "beat": [*celery, "beat", "--loglevel=INFO", "--schedule", "var/celerybeat-schedule"],
         # Seals new audit events into the hash chain within a fraction of a second (one per deployment).
         "sealer": [py, "manage.py", "audit_seal"],
+        # The demo MCP server (support tools behind custos_mcp), registered by seed_demo --mcp-url.
+        "mcp": [py, "manage.py", "demo_mcp_server", f"--custos-url=http://{host}:{port}"],
         # The simulator logs each request to its log file itself; its output here is a start line and a
         # summary every few minutes, so the terminal stays readable.
         "agents": [py, "manage.py", "simulate_agents", f"--url=http://{host}:{port}", "--log-file=var/log/agents.log"],

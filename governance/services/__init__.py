@@ -33,7 +33,7 @@ from governance.services.keys import (
     token_revoke,
 )
 from governance.services.offboarding import AgentOffboardPlan, HumanOffboardPlan, agent_offboard, human_offboard
-from governance.services.resources import parse_scopes, resource_create
+from governance.services.resources import parse_scopes, resource_create, resource_move
 from governance.services.sweeps import expire_due, expiry_backlog
 
 __all__ = [
@@ -76,5 +76,6 @@ __all__ = [
     "may_decide",
     "parse_scopes",
     "resource_create",
+    "resource_move",
     "token_revoke",
 ]

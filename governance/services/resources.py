@@ -97,6 +97,28 @@ def resource_create(
     return resource
 
 
+@transaction.atomic
+def resource_move(*, actor: Actor, resource: Resource, uri: str) -> Resource:
+    """Register the server at a new resource URI (an MCP server moved). Tokens already bound to the old
+    URI stop being accepted by the check for this resource; new exchanges bind to the new one."""
+    resource = Resource.objects.select_for_update().get(pk=resource.pk)
+    try:
+        cleaned = normalise_resource_uri(uri)
+    except InvalidResourceUri as exc:
+        raise ValidationFailed(f"The resource URI is not usable: {exc}.", code="invalid_uri", field="uri") from None
+    if cleaned == resource.uri:
+        return resource
+    if Resource.objects.filter(uri=cleaned).exclude(pk=resource.pk).exists():
+        raise Conflict(f"Another resource is already registered as {cleaned}.", code="duplicate_uri", field="uri")
+    previous = resource.uri
+    resource.uri = cleaned
+    resource.save(update_fields=["uri"])
+    audit_append(
+        actor=actor, action="resource.move", target=Target.of(resource), context={"from": previous, "uri": cleaned}
+    )
+    return resource
+
+
 def parse_scopes(scopes: Iterable[str], *, field: str = "scopes") -> dict[str, tuple[Resource, str]]:
     """Validate ``resource:action`` strings against the catalogue; return them keyed by scope."""
     wanted = sorted({str(s).strip() for s in scopes if str(s).strip()})

@@ -296,6 +296,41 @@ def test_a_uri_audience_no_longer_registered_under_that_name_is_refused(org: Org
     assert check(token, org.crm)["reason"] == "credential_invalid"
 
 
+def test_a_server_that_moved_is_registered_at_its_new_uri_and_old_tokens_stop_working(org: Org) -> None:
+    before = access_token(exchange(org.key, str(org.link.pk), resource=CRM_URI))
+    assert check(before, org.crm)["decision"] == "allow"
+
+    moved = services.resource_move(actor=SYSTEM, resource=org.crm, uri="HTTPS://MCP2.CRM.Example/mcp")
+
+    assert moved.uri == Resource.objects.get(pk=org.crm.pk).uri == "https://mcp2.crm.example/mcp"
+    event = AuditEvent.objects.get(action="resource.move", target_id=str(org.crm.pk))
+    assert event.context == {"from": CRM_URI, "uri": "https://mcp2.crm.example/mcp"}
+    assert check(before, org.crm)["reason"] == "credential_invalid"
+    after = access_token(exchange(org.key, str(org.link.pk), resource="https://mcp2.crm.example/mcp"))
+    assert claims_of(after)["aud"] == "https://mcp2.crm.example/mcp"
+    assert check(after, org.crm)["decision"] == "allow"
+    # The old URI names no server any more.
+    assert oauth_error(exchange(org.key, str(org.link.pk), resource=CRM_URI)) == "invalid_target"
+
+
+def test_moving_to_the_same_uri_changes_and_records_nothing(org: Org) -> None:
+    services.resource_move(actor=SYSTEM, resource=org.crm, uri="https://MCP.CRM.example/mcp")
+
+    assert not AuditEvent.objects.filter(action="resource.move").exists()
+    assert Resource.objects.get(pk=org.crm.pk).uri == CRM_URI
+
+
+def test_moving_onto_another_servers_uri_or_an_unusable_one_is_refused(org: Org) -> None:
+    with pytest.raises(Conflict) as taken:
+        services.resource_move(actor=SYSTEM, resource=org.crm, uri=TICKETS_URI.upper().replace("/MCP", "/mcp"))
+    with pytest.raises(ValidationFailed) as unusable:
+        services.resource_move(actor=SYSTEM, resource=org.crm, uri="https://mcp.crm.example/mcp#frag")
+
+    assert (taken.value.code, unusable.value.code) == ("duplicate_uri", "invalid_uri")
+    assert Resource.objects.get(pk=org.crm.pk).uri == CRM_URI
+    assert not AuditEvent.objects.filter(action="resource.move").exists()
+
+
 def test_a_custos_audience_token_is_still_good_at_every_server_in_scope(org: Org) -> None:
     token = access_token(exchange(org.key, str(org.link.pk)))
 

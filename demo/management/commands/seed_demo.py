@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from demo import seeder
+from console.errors import DomainError
+from demo import mcp_rollout, seeder
 from demo.people import COMPANY, DEMO_PASSWORD, DOMAIN
 
 
@@ -13,6 +14,13 @@ class Command(BaseCommand):
         f"Create the {COMPANY} demo organisation with six weeks of audited history, its agents' runtime "
         "decisions included, and one console user per role. Deterministic; running it again changes nothing."
     )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--mcp-url",
+            help="Also register the demo MCP server (demo_mcp_server) at this URL, or move it there "
+            "(make run passes http://127.0.0.1:<port + 1>/mcp).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -27,6 +35,11 @@ class Command(BaseCommand):
             self.stdout.write(f"  {label:<13} {value}")
         for note in result.notes:
             self.stdout.write(self.style.WARNING(f"  note: {note}"))
+        if options["mcp_url"]:
+            try:
+                self.stdout.write(mcp_rollout.ensure(options["mcp_url"]))
+            except DomainError as exc:
+                raise CommandError(f"seed_demo --mcp-url: {exc}") from None
         self.stdout.write(f"Console logins, one per role (username = role, password {DEMO_PASSWORD}):")
         for username, who in result.logins:
             self.stdout.write(f"  {username:<9} {who}")

@@ -28,6 +28,12 @@ class Command(BaseCommand):
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="Where Custos is served.")
         parser.add_argument("--agents", type=int, default=6, help="How many agents to drive.")
         parser.add_argument(
+            "--mcp-agents",
+            type=int,
+            default=2,
+            help="How many more call the demo MCP server's tools (when seed_demo --mcp-url registered it).",
+        )
+        parser.add_argument(
             "--interval", type=float, default=DEFAULT.interval, help="Mean seconds between two steps of an agent."
         )
         parser.add_argument(
@@ -56,6 +62,7 @@ class Command(BaseCommand):
         )
         simulator = Simulator(url, pace)
         sims = simulator.prepare(options["agents"], rng)
+        simulator.prepare_mcp(options["mcp_agents"])
         if not sims:
             self.stderr.write("No agent with a usable delegation to simulate (run manage.py seed_demo first).")
             return
