@@ -6,14 +6,11 @@ each call is a recorded decision with its tool and MCP session, and a revocation
 from __future__ import annotations
 
 import random
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from django.core.management import CommandError, call_command
 from django.db import connections
 
@@ -28,12 +25,7 @@ from governance import services
 from governance.models import Delegation, Grant, Resource
 from governance.selectors import human_held_scopes
 from tests import factories
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.mcp.support import free_port, serving
 
 
 def _support_org() -> dict[str, Any]:
@@ -107,26 +99,16 @@ def demo_server(live_server: Any, settings: Any) -> Iterator[dict[str, Any]]:
     """The roll-out at a free port, the demo server serving there, a simulator pointed at the live Custos."""
     settings.CUSTOS_ISSUER = live_server.url
     org = _support_org()
-    port = _free_port()
+    port = free_port()
     uri = f"http://127.0.0.1:{port}/mcp"
     mcp_rollout.ensure(uri)
     middleware = CustosMiddleware(
         custos_url=live_server.url, issuer=live_server.url, resource=RESOURCE, resource_uri=uri, check_timeout=5
     )
     posted: list[dict[str, str]] = []
-    app = build(middleware, posted=posted).http_app(path="/mcp")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "the demo MCP server did not start"
-        time.sleep(0.02)
-    simulator = Simulator(live_server.url, Pace())
-    yield {"org": org, "uri": uri, "posted": posted, "simulator": simulator}
-    middleware.close()
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(build(middleware, posted=posted).http_app(path="/mcp"), port):
+        yield {"org": org, "uri": uri, "posted": posted, "simulator": Simulator(live_server.url, Pace())}
+        middleware.close()
 
 
 def _decisions() -> list[dict[str, Any]]:
@@ -204,7 +186,7 @@ def test_the_server_down_is_one_warning_line_and_the_agent_carries_on(
     simulator: Simulator = demo_server["simulator"]
     (sim,) = simulator.prepare_mcp(1)
     sim.token = sim.client.exchange_delegation(sim.delegation_id, audience=sim.mcp_url)
-    sim.mcp_url = f"http://127.0.0.1:{_free_port()}/mcp"  # the server went away
+    sim.mcp_url = f"http://127.0.0.1:{free_port()}/mcp"  # the server went away
     stop = threading.Event()
 
     with caplog.at_level("INFO", logger="demo.simulator"):

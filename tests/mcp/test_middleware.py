@@ -5,9 +5,7 @@ the official ``mcp`` client SDK with delegation tokens from the real RFC 8693 ex
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
+import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -16,7 +14,6 @@ from typing import Any, cast
 import httpx2
 import jwt
 import pytest
-import uvicorn
 from django.db import connections
 from fastmcp import FastMCP
 from mcp import ClientSession
@@ -28,18 +25,13 @@ from audit.models import AuditEvent
 from custos_mcp import CustosMiddleware
 from governance import services
 from tests import factories
+from tests.mcp.support import free_port, serving
 
 # The live server reads what the test wrote: the data must be committed, not held in a test transaction.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 RESOURCE = "mcp.crm"
 TOOLS = ("lookup_contact", "read_ticket", "post_message")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -84,7 +76,7 @@ def _build(middleware: CustosMiddleware, ran: list[str]) -> FastMCP:
 @pytest.fixture
 def mcp_base() -> str:
     """Where the (first) MCP server listens: known before it starts, to register its URI in Custos."""
-    return f"http://127.0.0.1:{_free_port()}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture
@@ -93,37 +85,28 @@ def serve(live_server: Any, settings: Any, mcp_base: str) -> Iterator[Callable[.
     points one elsewhere."""
     # Tokens name the live server as their issuer, as a deployed Custos names itself.
     settings.CUSTOS_ISSUER = live_server.url
-    running: list[tuple[uvicorn.Server, threading.Thread, CustosMiddleware]] = []
+    started: list[McpServer] = []
+    with contextlib.ExitStack() as running:
 
-    def start(custos_url: str | None = None) -> McpServer:
-        base = mcp_base if not running else f"http://127.0.0.1:{_free_port()}"
-        port = int(base.rsplit(":", 1)[1])
-        middleware = CustosMiddleware(
-            custos_url=custos_url or live_server.url,
-            issuer=live_server.url,
-            resource=RESOURCE,
-            resource_uri=f"{base}/mcp",
-            check_timeout=2.0,
-            scopes_supported=[f"{RESOURCE}:{tool}" for tool in TOOLS],
-        )
-        ran: list[str] = []
-        app = _build(middleware, ran).http_app(path="/mcp")
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert time.monotonic() < deadline, "the MCP server did not start"
-            time.sleep(0.02)
-        running.append((server, thread, middleware))
-        return McpServer(url=f"{base}/mcp", base=base, middleware=middleware, ran=ran)
+        def start(custos_url: str | None = None) -> McpServer:
+            base = mcp_base if not started else f"http://127.0.0.1:{free_port()}"
+            middleware = CustosMiddleware(
+                custos_url=custos_url or live_server.url,
+                issuer=live_server.url,
+                resource=RESOURCE,
+                resource_uri=f"{base}/mcp",
+                check_timeout=2.0,
+                scopes_supported=[f"{RESOURCE}:{tool}" for tool in TOOLS],
+            )
+            ran: list[str] = []
+            running.enter_context(serving(_build(middleware, ran).http_app(path="/mcp"), int(base.rsplit(":", 1)[1])))
+            # Closed before its server stops: its kept-alive connections hold live-server threads, each
+            # with a database session.
+            running.callback(middleware.close)
+            started.append(McpServer(url=f"{base}/mcp", base=base, middleware=middleware, ran=ran))
+            return started[-1]
 
-    yield start
-    for server, thread, middleware in running:
-        # Its kept-alive connections hold live-server threads, each with a database session.
-        middleware.close()
-        server.should_exit = True
-        thread.join(timeout=10)
+        yield start
 
 
 @pytest.fixture
@@ -289,7 +272,7 @@ def test_tokens_for_another_server_or_for_custos_are_refused(serve: Callable[...
 
 
 def test_custos_down_refuses_every_call(serve: Callable[..., McpServer], agent: Any, live_server: Any) -> None:
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
 
     # Custos's keys were fetched, then Custos stopped answering: the checks fail closed.
     server = serve(custos_url=closed)
