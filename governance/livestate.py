@@ -23,8 +23,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -39,7 +41,13 @@ _CONFIRM_SQL = "SELECT 1 FROM governance_stateversion WHERE id = 1 AND version =
 
 
 def enabled() -> bool:
-    return bool(settings.CUSTOS_CHECK_STATE_CACHE) and connection.vendor == "postgresql"
+    return bool(settings.CUSTOS_CHECK_STATE_CACHE) and _on_postgresql()
+
+
+@cache
+def _on_postgresql() -> bool:
+    """Whether the default database is PostgreSQL: fixed for the life of the process."""
+    return connection.vendor == "postgresql"
 
 
 def unchanged_since(version: int) -> Precondition:
@@ -48,20 +56,30 @@ def unchanged_since(version: int) -> Precondition:
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class Kept:
+    """What is kept for a key: the state as loaded, when it stops being kept, and what checks derive from
+    it and would otherwise make again every time (``derived``: e.g. their audit events' constant part,
+    ``governance.hot_append``), which goes when the state goes."""
+
     loaded: Versioned
     expires: float
+    derived: dict[Hashable, Any] = field(default_factory=dict)
 
 
 class LiveState:
     def __init__(self, size: int = SIZE, ttl: float = TTL) -> None:
-        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._entries: OrderedDict[Hashable, Kept] = OrderedDict()
         self._lock = threading.Lock()
         self._size = size
         self._ttl = ttl
 
     def get(self, key: Hashable, at: datetime) -> Versioned | None:
         """What was kept for ``key``, if it still stands at ``at``."""
+        kept = self.get_kept(key, at)
+        return kept.loaded if kept is not None else None
+
+    def get_kept(self, key: Hashable, at: datetime) -> Kept | None:
+        """``get``, with what has been derived from the state."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -71,16 +89,19 @@ class LiveState:
                 del self._entries[key]
                 return None
             self._entries.move_to_end(key)
-            return entry.loaded
+            return entry
 
-    def keep(self, key: Hashable, loaded: Versioned) -> None:
+    def keep(self, key: Hashable, loaded: Versioned) -> Kept | None:
+        """Keep ``loaded`` for ``key``; what is kept (None: not kept, having no version to confirm it by)."""
         if loaded.version is None:
-            return  # nothing to confirm it by
+            return None
+        kept = Kept(loaded, time.monotonic() + self._ttl)
         with self._lock:
-            self._entries[key] = _Entry(loaded, time.monotonic() + self._ttl)
+            self._entries[key] = kept
             self._entries.move_to_end(key)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
+        return kept
 
     def forget(self) -> None:
         """The version moved: nothing kept stands any more."""

@@ -8,14 +8,22 @@ and records its decision on condition that the version has not moved: one statem
 change to what the check reads moves it), the state is read again and the decision made again, so a
 revocation is honoured by the very next check in every process. A failure of either raises; the view
 turns that into 503, never an allow.
+
+A decision on kept state is recorded by ``governance.hot_append`` when it plainly can (its event's
+constant part and the answer's JSON made once per kept state and outcome, the statement prepared once
+and run through libpq): the same bytes, digest and answer as ``audit.services`` and ``json`` would
+give, for half the CPU of the whole check.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -23,7 +31,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import Actor, Target, audit_append, audit_append_if
-from governance import authn, chain, credentials, livestate, repeats, tokens
+from governance import authn, chain, credentials, hot_append, livestate, repeats, tokens
 from governance.decision import KeyState, Outcome, Reason, decide_key
 from governance.models import SCOPE_SEPARATOR, Resource
 from governance.resource_uri import looks_like_uri
@@ -32,7 +40,7 @@ from governance.usage import usage
 
 log = logging.getLogger(__name__)
 
-CONTEXT_FIELDS = ("intent", "tool", "session_id", "request_id", "parent_request_id")
+CONTEXT_FIELDS = hot_append.REQUEST_FIELDS
 _UNIDENTIFIED = Actor(kind="agent", label="(unidentified credential)")
 
 
@@ -46,9 +54,11 @@ class CheckResult:
     subject: dict[str, Any] | None = None
     actors: list[dict[str, Any]] = field(default_factory=list)
     delegation_chain: list[dict[str, Any]] = field(default_factory=list)
+    # The answer's JSON around its decision id, when made once for the kept state (``_record_hot``).
+    encoded: tuple[str, str] | None = None
 
     def as_response(self) -> dict[str, Any]:
-        return {
+        body = {
             "decision": "allow" if self.outcome.allowed else "deny",
             "reason": self.outcome.reason,
             "detail": self.outcome.detail,
@@ -57,6 +67,27 @@ class CheckResult:
             "actors": self.actors,
             "delegation_chain": self.delegation_chain,
         }
+        if self.encoded is None:
+            return body
+        return EncodedAnswer(body, json=f"{self.encoded[0]}{self.decision_id}{self.encoded[1]}".encode())
+
+
+class EncodedAnswer(dict[str, Any]):
+    """An answer with its JSON as ``json.dumps(answer, ensure_ascii=False, separators=(",", ":"))``
+    writes it, made from pieces kept with the state, for the WSGI hot path to send as it is (the DRF
+    view renders the dict itself, as any other)."""
+
+    def __init__(self, body: dict[str, Any], *, json: bytes) -> None:
+        super().__init__(body)
+        self.json = json
+
+
+def _encoded_around_id(result: CheckResult) -> tuple[str, str] | None:
+    """``result``'s answer as JSON, cut around its decision id (None if that cannot be done plainly)."""
+    mark = f"\ue000{secrets.token_hex(8)}\ue000"
+    body = dataclasses.replace(result, decision_id=mark, encoded=None).as_response()
+    parts = json.dumps(body, ensure_ascii=False, separators=(",", ":")).split(mark)
+    return (parts[0], parts[1]) if len(parts) == 2 else None
 
 
 def _agent_ref(agent_id: int, name: str) -> dict[str, Any]:
@@ -72,6 +103,7 @@ class _Decided:
     actor: Actor
     credential_ref: dict[str, Any]
     version: int | None = None
+    kept: livestate.Kept | None = None
 
 
 def _decide_key(credential: str, scope: str, wanted: frozenset[str], at: datetime, mode: str) -> _Decided:
@@ -81,13 +113,13 @@ def _decide_key(credential: str, scope: str, wanted: frozenset[str], at: datetim
         key = authn.load_key(credential, scope, at)
     else:
         cache_key = ("key", credentials.parse_prefix("ck", credential), scope)
-        loaded = livestate.live.get(cache_key, at) if mode == _KEPT else None
-        if loaded is None:
-            loaded = authn.load_key_versioned(credential, scope, at)
-            if loaded is not None:
-                livestate.live.keep(cache_key, loaded)
+        kept = livestate.live.get_kept(cache_key, at) if mode == _KEPT else None
+        loaded = kept.loaded if kept is not None else authn.load_key_versioned(credential, scope, at)
+        if kept is None and loaded is not None:
+            kept = livestate.live.keep(cache_key, loaded)
         key = loaded.state.for_presented(credential) if loaded is not None else None
         decided.version = loaded.version if loaded is not None else None
+        decided.kept = kept
     if key is not None:
         decided.credential_ref = {"kind": "agent_key", "id": key.key_id, "prefix": credential.split("_")[1]}
         decided.actor = Actor(kind="agent", label=key.agent_name, id=str(key.agent_id))
@@ -104,15 +136,15 @@ def _decide_token(
         state, decided.result.outcome = authn.token_decision(verified, wanted, at)
     else:
         cache_key = ("token", verified.jti, scope)
-        loaded = livestate.live.get(cache_key, at) if mode == _KEPT else None
-        if loaded is None:
-            loaded = chain.load_token_versioned(verified.jti, scope, at)
-            if loaded is not None:
-                livestate.live.keep(cache_key, loaded)
+        kept = livestate.live.get_kept(cache_key, at) if mode == _KEPT else None
+        loaded = kept.loaded if kept is not None else chain.load_token_versioned(verified.jti, scope, at)
+        if kept is None and loaded is not None:
+            kept = livestate.live.keep(cache_key, loaded)
         state, decided.result.outcome = authn.token_outcome(
             verified, wanted, at, loaded.state if loaded is not None else None
         )
         decided.version = loaded.version if loaded is not None else None
+        decided.kept = kept
     if state is not None and state.chain is not None:
         links = state.chain.links
         decided.actor = Actor(kind="agent", label=links[-1].agent_name, id=str(links[-1].agent_id))
@@ -204,6 +236,52 @@ def check(
     return result
 
 
+_NO_TEMPLATE = object()
+
+
+def _record_hot(
+    decided: _Decided,
+    kept: livestate.Kept,
+    version: int,
+    scope: str,
+    resource: str,
+    context: dict[str, Any],
+    wrapper: Any,
+) -> str | bool | None:
+    """``_record`` by ``hot_append`` for a decision on kept state: what ``EventTemplate.append_if``
+    answers. The event's constant part is made once per kept state and outcome, and kept with the state
+    (everything in it but the outcome and the resource comes from that state)."""
+    result, outcome = decided.result, decided.result.outcome
+    key = (resource, outcome.allowed, outcome.reason, outcome.detail, *decided.credential_ref.values())
+    template = kept.derived.get(("event", *key), _NO_TEMPLATE)
+    if template is _NO_TEMPLATE:
+        decision = "allow" if outcome.allowed else "deny"
+        template = kept.derived[("event", *key)] = hot_append.EventTemplate.of(
+            actor=decided.actor,
+            action=f"check.{decision}",
+            target=Target(type="scope", id=resource[:64], label=scope),
+            on_behalf_of=[result.subject, *reversed(result.actors[1:])] if result.subject else [],
+            context={
+                "decision": decision,
+                "reason": outcome.reason,
+                "detail": outcome.detail,
+                "scope": scope,
+                "credential": decided.credential_ref,
+                "delegation_chain": [link["id"] for link in result.delegation_chain],
+            },
+        )
+    if template is None:
+        return False
+    assert isinstance(template, hot_append.EventTemplate)
+    digest = template.append_if([context.get(name, "") for name in CONTEXT_FIELDS], version, wrapper)
+    if digest:
+        encoded = kept.derived.get(("answer", *key), _NO_TEMPLATE)
+        if encoded is _NO_TEMPLATE:
+            encoded = kept.derived[("answer", *key)] = _encoded_around_id(result)
+        result.encoded = cast(tuple[str, str] | None, encoded)
+    return digest
+
+
 def _record(
     decided: _Decided, scope: str, resource: str, context: dict[str, Any], source: str | None, at: datetime
 ) -> str | None:
@@ -221,6 +299,15 @@ def _record(
             detail = f"{result.outcome.detail} (a repeat from this address: counted, not recorded on its own)"
             result.outcome = Outcome(result.outcome.reason, detail.lstrip())
             return first
+    wrapper = hot_append.usable() if not screened and decided.kept is not None else None
+    if wrapper is not None and decided.kept is not None and decided.version is not None:
+        digest = _record_hot(decided, decided.kept, decided.version, scope, resource, context, wrapper)
+        if digest is not False:
+            if digest is None:
+                return None
+            assert isinstance(digest, str)
+            result.decision_id = digest
+            return digest
     fields: dict[str, Any] = {
         "actor": actor,
         "action": f"check.{decision}",

@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from django.conf import settings
-from django.core.signals import request_finished, request_started
+from django.core.signals import request_finished, request_started, setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.dispatch import receiver
 from django.http.request import split_domain_port, validate_host
 from django.utils.csp import build_policy
 
@@ -81,8 +82,27 @@ def _is_secure(environ: dict[str, Any]) -> bool:
     return environ.get("wsgi.url_scheme") == "https"
 
 
+# Hosts already judged (a few: clients name the server by one or two), forgotten when a setting changes.
+_HOSTS_KEPT = 32
+_hosts: dict[str, bool] = {}
+
+
+@receiver(setting_changed)
+def _forget_hosts(**kwargs: Any) -> None:
+    _hosts.clear()
+
+
 def _host_allowed(environ: dict[str, Any]) -> bool:
     host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    allowed = _hosts.get(host)
+    if allowed is None:
+        allowed = _judge_host(host)
+        if len(_hosts) < _HOSTS_KEPT:
+            _hosts[host] = allowed
+    return allowed
+
+
+def _judge_host(host: str) -> bool:
     domain, _port = split_domain_port(host)
     allowed = settings.ALLOWED_HOSTS
     if settings.DEBUG and not allowed:
@@ -95,7 +115,7 @@ class _LastUse(threading.local):
     at: float = 0.0
 
 
-def _fresh(last: _LastUse) -> None:
+def _fresh(last: _LastUse, wrapper: Any) -> None:
     """Skip Django's per-request health check (a ``SELECT 1`` round trip) on a connection this thread
     used for a check less than ``HEALTH_CHECK_AFTER_IDLE`` seconds ago.
 
@@ -104,7 +124,6 @@ def _fresh(last: _LastUse) -> None:
     first. One broken under traffic fails its check with a 503 deny (fail closed), as any database error
     does, and Django drops it when that request ends.
     """
-    wrapper: Any = connections[DEFAULT_DB_ALIAS]  # health_check_done is not in the stubs
     raw = wrapper.connection
     if raw is not None and raw is last.connection and time.monotonic() - last.at < HEALTH_CHECK_AFTER_IDLE:
         wrapper.health_check_done = True
@@ -126,14 +145,17 @@ class CheckFastPath:
         # As Django's handler does: its receivers drop unusable or expired database connections.
         request_started.send(sender=self.__class__, environ=environ)
         try:
-            _fresh(self._last_use)
+            wrapper: Any = connections[DEFAULT_DB_ALIAS]  # health_check_done is not in the stubs
+            _fresh(self._last_use, wrapper)
             status, body, extra = answer(data, environ.get("HTTP_AUTHORIZATION"), environ.get("REMOTE_ADDR"))
             if status != 503:
-                self._last_use.connection = connections[DEFAULT_DB_ALIAS].connection
+                self._last_use.connection = wrapper.connection
                 self._last_use.at = time.monotonic()
         finally:
             request_finished.send(sender=self.__class__)
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        payload = getattr(body, "json", None)  # runtime.EncodedAnswer: encoded once for the kept state
+        if payload is None:
+            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = self._headers.get(secure)
         if headers is None:
             headers = self._headers[secure] = _headers(secure)
