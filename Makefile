@@ -2,10 +2,11 @@
 VENV ?= .venv
 PORT ?= 8000
 PYTEST_ARGS ?=
+MODULES ?=
 export VENV PORT PYTEST_ARGS
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint clean
+.PHONY: help run test lint mutation clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  make %-6s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,6 +20,9 @@ test: ## The whole suite against real PostgreSQL and Redis (started here if none
 
 lint: ## ruff check, ruff format --check, mypy, makemigrations --check
 	@scripts/lint
+
+mutation: ## mutmut over the security core (slow; not in test or CI); MODULES=audit/verify.py for one
+	@scripts/mutation $(MODULES)
 
 clean: ## Remove var/ (local database, broker, logs) and the venv's install stamps
 	rm -rf var

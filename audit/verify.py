@@ -50,6 +50,13 @@ def _signed_bytes(document: dict[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def _exact(value: Any) -> str:
+    """A JSON value written so that equal texts mean equal JSON: Python's ``==`` holds ``1``, ``1.0`` and
+    ``true`` equal, and content shown as ``true`` where ``1`` was recorded must not pass. Keys are sorted:
+    the order of an object's members means nothing in JSON."""
+    return json.dumps(value, sort_keys=True)
+
+
 def chain_hash(seq: int, prev_hash: str, digest: str) -> str:
     return hashlib.sha256(f"{seq}|{prev_hash}|{digest}".encode("ascii")).hexdigest()
 
@@ -120,7 +127,12 @@ def _verify(bundle: Any, trusted: set[str] | None) -> Result:
 
     seals = bundle["seals"]
     first, last = int(manifest["first_seq"]), int(manifest["checkpoint_seq"])
-    events = {int(event["seq"]): event for event in bundle["events"]}
+    events: dict[int, Any] = {}
+    for event in bundle["events"]:
+        if int(event["seq"]) in events:
+            # Only one of the two could be checked: the other would be shown unverified.
+            raise Broken("the bundle holds this event twice", int(event["seq"]))
+        events[int(event["seq"])] = event
     expected_seq, prev = first, str(manifest["first_prev_hash"])
     for seal in seals:
         seq = int(seal["seq"])
@@ -133,14 +145,16 @@ def _verify(bundle: Any, trusted: set[str] | None) -> Result:
             event = events[seq]
             if digest_of(event["canonical"]) != digest or event["digest"] != digest:
                 raise Broken("content does not match its digest", seq)
-            if json.loads(event["canonical"]) != event["content"]:
+            if _exact(json.loads(event["canonical"])) != _exact(event["content"]):
                 raise Broken("the content shown is not the content recorded", seq)
         if chain_hash(seq, prev, digest) != seal["hash"]:
             raise Broken("content does not match its hash", seq)
         prev = str(seal["hash"])
         expected_seq += 1
-    if expected_seq - 1 != last:
+    if expected_seq - 1 < last:
         raise Broken(f"the chain stops at #{expected_seq - 1}, before checkpoint #{last} (cut short?)", expected_seq)
+    if expected_seq - 1 > last:
+        raise Broken(f"the chain runs on past checkpoint #{last}, to #{expected_seq - 1}", last + 1)
     if prev != payload["hash"]:
         raise Broken(f"the chain does not lead to the hash checkpoint #{last} signed", last)
     selected = sorted(events)
@@ -168,7 +182,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--trust",
         action="append",
-        default=None,
         metavar="FINGERPRINT",
         help="a checkpoint key you trust (SHA-256 of its raw public key, hex); repeatable",
     )
