@@ -200,9 +200,9 @@ def verify(token: str, *, audiences: Collection[str] | None = None, at: datetime
     """Verify a token Custos issued: algorithm pinned, kid known and published, signature, issuer,
     audience, time claims. Raises TokenInvalid or TokenExpired; never returns an unverified token."""
     at = at or timezone.now()
-    if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+    if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2 or not token.isascii():
         raise TokenInvalid("not a compact JWS")
-    digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+    digest = hashlib.sha256(token.encode("ascii")).digest()
     verified = signature_cache.get(digest)
     if verified is None:
         verified = _verify_uncached(token, at)
