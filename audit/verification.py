@@ -9,6 +9,12 @@ checkpoint was truncated, one whose event at a checkpoint differs was rewritten.
 
 In full (the nightly job, ``manage.py audit_verify``) from the first event; incrementally (the API)
 from the latest checkpoint the chain still agrees with, so an HTTP request never reads the whole log.
+
+Each event's columns must match its content too. On PostgreSQL a CHECK constraint (audit migration 0011)
+makes the database refuse any row where they differ, so the walk compares them only when the catalog does
+not show that constraint intact (``COLUMNS_CONSTRAINT``); that is then a problem of its own: appended to
+the first bad event's, or, when no event differs, the whole result, with no first bad event
+(``first_bad_seq`` None: no event is known to be bad, the guarantee over all of them is gone).
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ class VerifyResult:
     # Where verification started (0: the first event) and the checkpoints it held the chain to.
     verified_from: int = 0
     checkpoints: int = 0
+    # How the events' columns were held to their content: "constraint" (PostgreSQL's CHECK constraint,
+    # found intact in the catalog before and after the walk: no row compared), "compared" (row by row).
+    columns: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -80,6 +89,8 @@ def verify_chain(*, full: bool = True) -> VerifyResult:
     head = ChainHead.objects.filter(pk=1).first()
     progress = _Progress()
     start = 0
+    guarantee = _columns_guarantee()
+    compare = guarantee is None
     try:
         if head is None:
             raise _Broken(1, "the chain head is missing (a database superuser deleted it?)")
@@ -91,7 +102,7 @@ def verify_chain(*, full: bool = True) -> VerifyResult:
         beside = _walk_is_split(start, head.seq)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-verify-stray") as background:
             stray = background.submit(_stray_in_own_connection, start) if beside else None
-            last_hash = _walk(progress, prev, head.seq)
+            last_hash = _walk(progress, prev, head.seq, compare_columns=compare)
             last_seq = progress.last_seq
             if last_seq != head.seq:
                 raise _Broken(
@@ -103,12 +114,103 @@ def verify_chain(*, full: bool = True) -> VerifyResult:
             _nothing_past(head)
             _against_checkpoints(signed, head.seq)
             pending = _unsealed(stray=stray.result() if stray is not None else _stray(start))
+        if connection.vendor == "postgresql" and (guarantee is None or _columns_guarantee() != guarantee):
+            raise _Broken(None, COLUMNS_PROBLEM)
     except _Broken as broken:
+        problem = broken.problem
+        if connection.vendor == "postgresql" and guarantee is None and problem != COLUMNS_PROBLEM:
+            problem = f"{problem}; and {COLUMNS_PROBLEM}"
         # head_seq is how far the chain was found good.
         return VerifyResult(
-            False, progress.checked, progress.last_seq, broken.seq, broken.problem, first_bad_event=broken.event
+            False,
+            progress.checked,
+            progress.last_seq,
+            broken.seq,
+            problem,
+            first_bad_event=broken.event,
+            columns="compared" if compare else "constraint",
         )
-    return VerifyResult(True, progress.checked, head.seq, pending=pending, verified_from=start, checkpoints=len(signed))
+    return VerifyResult(
+        True,
+        progress.checked,
+        head.seq,
+        pending=pending,
+        verified_from=start,
+        checkpoints=len(signed),
+        columns="compared" if compare else "constraint",
+    )
+
+
+# PostgreSQL refuses any event whose columns differ from its recorded content (audit migration 0011):
+# a CHECK constraint calling a function that makes the walk's comparison. Triggers can be switched off
+# (``session_replication_role``), CHECK constraints cannot: changing a column behind the application's
+# back takes dropping or altering the constraint or the function first, which the catalog shows. So the
+# walk compares no column while the catalog shows this constraint, validated (every row, old ones
+# included, was checked), with exactly this definition, calling exactly this function; otherwise it
+# compares every row as before, and the missing guarantee is itself a problem.
+COLUMNS_CONSTRAINT = "audit_event_columns_match_content"
+COLUMNS_CONSTRAINT_DEF = (
+    "CHECK (audit_columns_match_content((canonical)::jsonb, (action)::text, (actor_kind)::text, (actor_id)::text, "
+    "(actor_label)::text, (target_type)::text, (target_id)::text, (target_label)::text, on_behalf_of, context, "
+    "occurred_at, (nonce)::text))"
+)
+# As pg_get_functiondef renders it; {schema}: the function's schema, quoted as an identifier.
+COLUMNS_FUNCTION_DEF = """\
+CREATE OR REPLACE FUNCTION {schema}.audit_columns_match_content(d jsonb, action text, actor_kind text, \
+actor_id text, actor_label text, target_type text, target_id text, target_label text, on_behalf_of jsonb, \
+context jsonb, occurred_at timestamp with time zone, nonce text)
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+    SELECT d->>'action' = action AND d->'actor'->>'kind' = actor_kind AND d->'actor'->>'id' = actor_id
+        AND d->'actor'->>'label' = actor_label AND d->'target'->>'type' = target_type
+        AND d->'target'->>'id' = target_id AND d->'target'->>'label' = target_label
+        AND d->'on_behalf_of' = on_behalf_of AND d->'context' = context
+        AND (d->>'occurred_at')::timestamptz = occurred_at AND coalesce(d->>'nonce', '') = nonce
+$function$
+"""
+COLUMNS_PROBLEM = f"the constraint tying events' columns to their content ({COLUMNS_CONSTRAINT}) is missing or altered"
+_GUARANTEE_SQL = """
+SELECT c.oid, c.convalidated, pg_get_constraintdef(c.oid), quote_ident(n.nspname), pg_get_functiondef(p.oid),
+    age(p.xmin) >= age(d.xmin)
+FROM pg_constraint c
+LEFT JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
+    AND d.refclassid = 'pg_proc'::regclass
+LEFT JOIN pg_proc p ON p.oid = d.refobjid
+LEFT JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE c.conrelid = 'audit_auditevent'::regclass AND c.conname = %s AND c.contype = 'c'
+"""
+
+
+def _columns_guarantee() -> int | None:
+    """The oid of the constraint tying events' columns to their content when the catalog shows it intact
+    (validated, exactly as migration 0011 made it, calling exactly its function), else None. Asked before
+    the walk and after it: the same oid both times means it stood throughout (a constraint dropped and
+    added again has a new oid), so no column was changed meanwhile either.
+
+    The function's catalog row must also be no newer than the constraint's dependency on it (written
+    when the constraint was added, never updated: compared by ``age`` of the rows' xmin). Rows are
+    checked against the function when written and when the constraint is validated, not when the
+    function changes: replaced by a weaker one for a moment, a column changed meanwhile, then put back,
+    it has the same text but a newer row (renaming the constraint, which rewrites its own row, does not
+    touch the dependency). Any later ALTER or GRANT on the function counts as a change too."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_GUARANTEE_SQL, [COLUMNS_CONSTRAINT])
+        rows = cursor.fetchall()
+    if len(rows) != 1:
+        return None
+    oid, validated, definition, schema, function, function_first = rows[0]
+    intact = (
+        validated is True
+        and definition == COLUMNS_CONSTRAINT_DEF
+        and schema is not None
+        and function == COLUMNS_FUNCTION_DEF.format(schema=schema)
+        and function_first is True
+    )
+    return int(oid) if intact else None
 
 
 _PROBLEMS = {
@@ -121,9 +223,9 @@ _PROBLEMS = {
 
 # The whole range in one pass, inside PostgreSQL: each seal against the one before it (a window over the
 # seals alone, read in order from their primary key: no sort), then its event, looked up by id: its
-# digest against the stored canonical bytes, the seal's hash against its inputs, and the event's columns
-# against its canonical document. Returns the first seal that fails, if any. The work is proportional to
-# the range, whatever the size of the log.
+# digest against the stored canonical bytes, the seal's hash against its inputs, and, unless the
+# constraint above vouches for them, the event's columns against its canonical document. Returns the
+# first seal that fails, if any. The work is proportional to the range, whatever the size of the log.
 _CHECK_SQL = """
 SELECT seq, prev_seq, problem FROM (
     SELECT s.seq, s.prev_seq, CASE
@@ -132,14 +234,7 @@ SELECT seq, prev_seq, problem FROM (
         WHEN e.id IS NULL THEN 'missing'
         WHEN e.digest <> encode(sha256(convert_to(e.canonical, 'UTF8')), 'hex') THEN 'digest'
         WHEN s.hash <> encode(sha256(convert_to(s.seq::text || '|' || s.prev_hash || '|' || e.digest, 'UTF8')), 'hex')
-            THEN 'hash'
-        WHEN NOT (
-            d->>'action' = e.action AND d->'actor'->>'kind' = e.actor_kind AND d->'actor'->>'id' = e.actor_id
-            AND d->'actor'->>'label' = e.actor_label AND d->'target'->>'type' = e.target_type
-            AND d->'target'->>'id' = e.target_id AND d->'target'->>'label' = e.target_label
-            AND d->'on_behalf_of' = e.on_behalf_of AND d->'context' = e.context
-            AND (d->>'occurred_at')::timestamptz = e.occurred_at AND coalesce(d->>'nonce', '') = e.nonce
-        ) THEN 'fields'
+            THEN 'hash'{fields}
     END AS problem
     FROM (
         SELECT seq, event_id, prev_hash, hash, lag(seq) OVER w AS prev_seq, lag(hash) OVER w AS prev_chain
@@ -149,21 +244,33 @@ SELECT seq, prev_seq, problem FROM (
     ) s
     -- A lookup by primary key per seal, whatever the statistics say (OFFSET 0: never turned into a hash
     -- join over the whole log, which a fresh log's missing statistics can make the planner choose).
-    LEFT JOIN LATERAL (SELECT * FROM audit_auditevent WHERE id = s.event_id OFFSET 0) e ON true
-    -- OFFSET 0 keeps the subquery from being inlined: the content is parsed once, not once per use of d.
-    LEFT JOIN LATERAL (SELECT e.canonical::jsonb AS d OFFSET 0) parsed ON true
+    LEFT JOIN LATERAL (SELECT * FROM audit_auditevent WHERE id = s.event_id OFFSET 0) e ON true{parsed}
 ) checked
 WHERE problem IS NOT NULL
 ORDER BY seq
 LIMIT 1
 """
+_FIELDS_SQL = """
+        WHEN NOT (
+            d->>'action' = e.action AND d->'actor'->>'kind' = e.actor_kind AND d->'actor'->>'id' = e.actor_id
+            AND d->'actor'->>'label' = e.actor_label AND d->'target'->>'type' = e.target_type
+            AND d->'target'->>'id' = e.target_id AND d->'target'->>'label' = e.target_label
+            AND d->'on_behalf_of' = e.on_behalf_of AND d->'context' = e.context
+            AND (d->>'occurred_at')::timestamptz = e.occurred_at AND coalesce(d->>'nonce', '') = e.nonce
+        ) THEN 'fields'"""
+_PARSED_SQL = """
+    -- OFFSET 0 keeps the subquery from being inlined: the content is parsed once, not once per use of d.
+    LEFT JOIN LATERAL (SELECT e.canonical::jsonb AS d OFFSET 0) parsed ON true"""
+_CHECK_WITH_COLUMNS_SQL = _CHECK_SQL.format(fields=_FIELDS_SQL, parsed=_PARSED_SQL)
+_CHECK_WITHOUT_COLUMNS_SQL = _CHECK_SQL.format(fields="", parsed="")
 
 
-def _walk(progress: _Progress, expected_prev: str, head_seq: int) -> str:
-    """Verify the seals after ``progress.last_seq`` up to ``head_seq``; return the last hash."""
+def _walk(progress: _Progress, expected_prev: str, head_seq: int, *, compare_columns: bool) -> str:
+    """Verify the seals after ``progress.last_seq`` up to ``head_seq``; return the last hash. Each event's
+    columns are compared with its content where ``compare_columns`` (always in the portable walk)."""
     if connection.vendor == "postgresql":
         try:
-            return _walk_in_postgresql(progress, expected_prev, head_seq)
+            return _walk_in_postgresql(progress, expected_prev, head_seq, compare_columns)
         except DatabaseError:
             # Content that is not even JSON, written behind the application's back: the portable
             # walk below names the event.
@@ -184,11 +291,12 @@ class _Piece:
     start: int  # the seal before the piece
     start_hash: str
     end: int  # its last seal
+    compare_columns: bool
 
 
-def _walk_in_postgresql(progress: _Progress, expected_prev: str, head_seq: int) -> str:
+def _walk_in_postgresql(progress: _Progress, expected_prev: str, head_seq: int, compare_columns: bool) -> str:
     start = progress.last_seq
-    pieces = _pieces(start, expected_prev, head_seq)
+    pieces = _pieces(start, expected_prev, head_seq, compare_columns)
     if len(pieces) > 1 and WORKERS > 1:
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="audit-verify") as pool:
             found = list(pool.map(_check_in_own_connection, pieces))
@@ -210,10 +318,10 @@ def _walk_in_postgresql(progress: _Progress, expected_prev: str, head_seq: int) 
     return last[1]
 
 
-def _pieces(start: int, start_hash: str, head_seq: int) -> list[_Piece]:
+def _pieces(start: int, start_hash: str, head_seq: int, compare_columns: bool) -> list[_Piece]:
     """The range cut every CHUNK seals; one piece if it is short or a seal it would start from is missing
     (the single pass then names the gap)."""
-    whole = [_Piece(start, start_hash, head_seq)]
+    whole = [_Piece(start, start_hash, head_seq, compare_columns)]
     bounds = list(range(start + CHUNK, head_seq, CHUNK))
     if not bounds:
         return whole
@@ -222,12 +330,13 @@ def _pieces(start: int, start_hash: str, head_seq: int) -> list[_Piece]:
         return whole
     starts = [(start, start_hash), *((seq, hashes[seq]) for seq in bounds)]
     ends = [*bounds, head_seq]
-    return [_Piece(seq, prev, end) for (seq, prev), end in zip(starts, ends, strict=True)]
+    return [_Piece(seq, prev, end, compare_columns) for (seq, prev), end in zip(starts, ends, strict=True)]
 
 
 def _check_piece(piece: _Piece) -> tuple[int, int | None, str] | None:
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_CHECK_SQL, {"start": piece.start, "start_hash": piece.start_hash, "head": piece.end})
+        statement = _CHECK_WITH_COLUMNS_SQL if piece.compare_columns else _CHECK_WITHOUT_COLUMNS_SQL
+        cursor.execute(statement, {"start": piece.start, "start_hash": piece.start_hash, "head": piece.end})
         return cursor.fetchone()
 
 
@@ -238,8 +347,9 @@ def _check_in_own_connection(piece: _Piece) -> tuple[int, int | None, str] | Non
         connection.close()  # this thread's: the pool's threads end with the walk
 
 
-def _walk_in_python(progress: _Progress, expected_prev: str, head_seq: int) -> str:
-    """The same checks, seal by seal, where the database cannot do them (SQLite) or gave up."""
+def _walk_in_python(progress: _Progress, expected_prev: str, head_seq: int, compare_columns: bool = True) -> str:
+    """The same checks, seal by seal, where the database cannot do them (SQLite) or gave up; the columns
+    always compared (``compare_columns`` is taken for the same signature as the walk in PostgreSQL)."""
     while True:
         batch = list(Seal.objects.filter(seq__gt=progress.last_seq, seq__lte=head_seq).order_by("seq")[:BATCH])
         if not batch:

@@ -18,6 +18,7 @@ from console import roles
 from governance import livestate
 from governance.models import StateVersion
 from tests import factories
+from tests.audit import support as audit_support
 
 
 def pytest_configure(config: Any) -> None:
@@ -147,3 +148,15 @@ def _empty_cache() -> None:
     # empty too, or one test's lockout counts and repeat tallies would decide the next one's outcome.
     cache.clear()
     livestate.live.forget()  # nor what the last test's checks kept of its (rolled back) state
+
+
+@pytest.fixture(autouse=True)
+def _column_guarantee_back(django_db_blocker: Any) -> Iterator[None]:
+    """A transactional audit test that tampered for real may leave the constraint tying events' columns to
+    their content not valid (tests/audit/support.py): it is put back before the next test, whichever
+    directory that test is in (the flush after the transactional test has emptied the log by then)."""
+    if audit_support.column_guarantee_left_broken:
+        with django_db_blocker.unblock(), audit_support.superuser_connection() as conn:
+            assert audit_support.restore_column_guarantee(conn.execute, conn.transaction), "the log was not emptied"
+        audit_support.column_guarantee_left_broken = False
+    yield

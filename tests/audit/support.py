@@ -3,18 +3,19 @@ superuser, and run commands or writer processes against the test database."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import psycopg
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,22 +113,49 @@ def is_superuser(cursor: Any) -> bool:
     return bool(row and row[0])
 
 
+COLUMNS = importlib.import_module("audit.migrations.0011_columns_match_content")
+
+# Set when committed tampering left the constraint tying events' columns to their content not valid;
+# the next audit test puts it back (tests/audit/conftest.py), once the flush has emptied the log.
+column_guarantee_left_broken = False
+
+
+def restore_column_guarantee(execute: Callable[[str], Any], savepoint: Callable[[], Any]) -> bool:
+    """Add the constraint tying events' columns to their content back as migration 0011 made it and try to
+    validate it (in ``savepoint()``): what a superuser who tampered would do to hide it. Return whether it
+    validated; if not (a column no longer matches its content), it stays NOT VALID, for verification to see."""
+    execute(f"ALTER TABLE audit_auditevent DROP CONSTRAINT IF EXISTS {COLUMNS.CONSTRAINT}")
+    execute(COLUMNS.FORWARD[2])
+    try:
+        with savepoint():
+            execute(COLUMNS.FORWARD[3])
+    except (DatabaseError, psycopg.Error):
+        return False
+    return True
+
+
 @contextmanager
 def bypassing_triggers() -> Iterator[Any]:
-    """A cursor on the test's own connection (inside its transaction) that skips ordinary triggers —
-    what a database superuser can do, and the application by design cannot."""
+    """A cursor on the test's own connection (inside its transaction) that skips ordinary triggers and,
+    for as long as it is open, the CHECK constraint tying events' columns to their content (dropped: that
+    is what a database superuser must do to change a column; the application by design cannot). On
+    leaving, the constraint is added back and validated if the rows allow it, else left NOT VALID."""
     with connection.cursor() as cursor:
         assert is_superuser(cursor), "tampering tests need the test database role to be a PostgreSQL superuser"
         cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(f"ALTER TABLE audit_auditevent DROP CONSTRAINT IF EXISTS {COLUMNS.CONSTRAINT}")
         try:
             yield cursor
         finally:
             cursor.execute("SET LOCAL session_replication_role = origin")
+        restore_column_guarantee(cursor.execute, transaction.atomic)
 
 
 @contextmanager
 def superuser_connection() -> Iterator[psycopg.Connection[Any]]:
-    """A separate connection to the test database that skips ordinary triggers, for committed tampering."""
+    """A separate connection to the test database that skips ordinary triggers and, while open, the
+    columns' CHECK constraint (as ``bypassing_triggers``), for committed tampering."""
+    global column_guarantee_left_broken
     s = connection.settings_dict
     with psycopg.connect(
         dbname=s["NAME"],
@@ -140,7 +168,10 @@ def superuser_connection() -> Iterator[psycopg.Connection[Any]]:
         with conn.cursor() as cursor:
             assert is_superuser(cursor), "tampering tests need a PostgreSQL superuser"
             cursor.execute("SET session_replication_role = replica")
+            cursor.execute(f"ALTER TABLE audit_auditevent DROP CONSTRAINT IF EXISTS {COLUMNS.CONSTRAINT}")
         yield conn
+        if not restore_column_guarantee(conn.execute, conn.transaction):
+            column_guarantee_left_broken = True
 
 
 def run_sql(statements: Sequence[tuple[str, Sequence[Any]]], cursor: Any) -> None:

@@ -574,4 +574,5 @@ def test_a_long_log_is_verified_in_pieces_at_once_each_in_its_own_connection(mon
             )
     result = verify_chain()
     assert (result.ok, result.first_bad_seq, result.checked) == (False, 7, 6)
-    assert result.problem == "the event's fields do not match its recorded content"
+    assert result.problem == f"the event's fields do not match its recorded content; and {verification.COLUMNS_PROBLEM}"
+    assert result.columns == "compared"

@@ -162,7 +162,7 @@ def test_a_changed_byte_in_an_event_built_by_the_database_is_found(rows: dict[st
             ['"2000-01-01T00:00:00+00:00"'],
         )
     result = verification.verify_chain()
-    assert not result.ok and result.problem == verification._PROBLEMS["fields"], result
+    assert not result.ok and result.problem.startswith(verification._PROBLEMS["fields"]), result
 
 
 @pytest.mark.parametrize(
