@@ -18,6 +18,10 @@ and psycopg's cursor layers costs more CPU than anything else in the check. So:
   through libpq directly: one call, no cursor objects. Errors are raised through Django's error
   wrapper, so a failure is the same ``DatabaseError`` (and marks the connection for Django's usability
   check) as through a cursor, and the check answers 503.
+- Checks of one process in flight at the same moment (a threaded worker) are written together
+  (``governance.group_commit``): one statement with a row per check, each row under its own check's
+  precondition, so PostgreSQL parses, plans, commits and flushes once for all of them. A lone check
+  is written at once, alone, by the one-row statement.
 
 Only what plainly fits goes this way: values that are exact strings with no characters beyond the
 Basic Multilingual Plane (where the format may sort keys otherwise) and no NUL (libpq's text
@@ -47,6 +51,7 @@ from psycopg import pq
 from audit.hashing import ASTRAL, canonical, content_document
 from audit.services import _COLUMNS, _PG_APPEND_IF, Actor, Target
 from governance import livestate
+from governance.group_commit import GroupCommit
 
 # The fields a check's request supplies, in the order ``append_if`` takes their values.
 REQUEST_FIELDS = ("intent", "tool", "session_id", "request_id", "parent_request_id")
@@ -181,21 +186,30 @@ class EventTemplate:
 
     def append_if(self, values: Sequence[Any], version: int, wrapper: Any) -> str | bool | None:
         """Record the event with the request fields' ``values`` if the state is still at ``version``, on
-        ``wrapper``'s connection (what ``usable`` gave): its digest; None if the state has moved
+        ``wrapper``'s connection (what ``usable`` gave), with whatever other threads of this process are
+        recording at the same moment (``group_commit``): its digest; None if the state has moved
         (nothing written); False if the values do not plainly fit this path (nothing done: take
         ``audit.services``)."""
+        params = self.parameters(values, version)
+        if params is None:
+            return False
+        return params[0].decode() if _group.submit(params, wrapper) else None
+
+    def parameters(self, values: Sequence[Any], version: int) -> list[bytes] | None:
+        """The append's parameters for an event with these request values, a new nonce and this moment,
+        in ``_COLUMNS``' order (digest, canonical, nonce, occurred_at, actor kind/id/label, on_behalf_of,
+        action, target type/id/label, context), then the precondition's version; None if the values do
+        not plainly fit this path."""
         nonce = _random.token_hex()
         moment = datetime.now(UTC).isoformat(timespec="microseconds")
         rendered = self.render(values, nonce, moment)
         if rendered is None:
-            return False
+            return None
         content = rendered[0].encode()
         digest = sha256(content).hexdigest()
-        # In _COLUMNS' order (digest, canonical, nonce, occurred_at, actor kind/id/label, on_behalf_of,
-        # action, target type/id/label, context), then the precondition's version.
         params = [digest.encode(), content, nonce.encode(), moment.encode(), *self._static]
         params += [rendered[1].encode(), b"%d" % version]
-        return digest if _execute(params, wrapper) else None
+        return params
 
 
 def _format(text: str, mark: str, count: int) -> tuple[str, Any]:
@@ -211,9 +225,10 @@ def _format(text: str, mark: str, count: int) -> tuple[str, Any]:
     return "%s".join(piece.replace("%", "%%") for piece in pieces), pick
 
 
-# The connections this statement is prepared on (libpq's, so a reconnection prepares it again).
-_prepared: WeakKeyDictionary[Any, bool] = WeakKeyDictionary()
-_SQL = _placeholder_sql(_PG_APPEND_IF.format(precondition=livestate.unchanged_since(0).sql))
+# The statements prepared on each connection (libpq's, so a reconnection prepares them again).
+_prepared: WeakKeyDictionary[Any, set[bytes]] = WeakKeyDictionary()
+_PRECONDITION = livestate.unchanged_since(0).sql
+_SQL = _placeholder_sql(_PG_APPEND_IF.format(precondition=_PRECONDITION))
 _PARAMETERS = (
     "digest",
     "canonical",
@@ -231,6 +246,49 @@ _PARAMETERS = (
 )
 if _COLUMNS != _PARAMETERS:
     raise ImportError("audit.services' append statement takes other columns: update append_if's parameters")
+if _PRECONDITION.count("%s") != 1:
+    raise ImportError("the live state's precondition takes other parameters: update the batch statement")
+
+# Concurrent checks of one process (a threaded worker) recorded by one statement: at most this many.
+BATCH_LIMIT = 32
+_CASTS = {"occurred_at": "::timestamptz", "on_behalf_of": "::jsonb", "context": "::jsonb"}
+
+
+def _batch_sql(rows: int) -> bytes:
+    """``_SQL`` for ``rows`` events at once, each with its own precondition (the state version its check
+    decided on), the same condition tested per row: the digests of those written."""
+    width = len(_PARAMETERS) + 1
+    values = ", ".join(
+        "(" + ", ".join(f"${row * width + column}" for column in range(1, width + 1)) + ")" for row in range(rows)
+    )
+    columns = ", ".join(_PARAMETERS)
+    picked = ", ".join(f"r.{name}{_CASTS.get(name, '')}" for name in _PARAMETERS)
+    condition = _PRECONDITION.replace("%s", "r.state_version::bigint")
+    return f"""
+WITH e AS (
+    INSERT INTO audit_auditevent ({columns})
+    SELECT {picked} FROM (VALUES {values}) AS r({columns}, state_version)
+     WHERE EXISTS ({condition})
+    RETURNING id, digest, occurred_at
+)
+INSERT INTO audit_pendingseal (event_id, digest, occurred_at)
+SELECT id, digest, occurred_at FROM e
+RETURNING digest
+""".encode()  # noqa: S608 - formatted from constants only
+
+
+def _write(batch: Sequence[list[bytes]], wrapper: Any) -> list[bool]:
+    """Run the append for ``batch`` (each item ``append_if``'s parameters) in one statement on
+    ``wrapper``'s connection; whether each event was written."""
+    if len(batch) == 1:
+        return [bool(_execute(_STATEMENT, _SQL, batch[0], wrapper).ntuples)]
+    name = b"%s_%d" % (_STATEMENT, len(batch))
+    result = _execute(name, None, [value for params in batch for value in params], wrapper)
+    written = {result.get_value(row, 0) for row in range(result.ntuples)}
+    return [params[0] in written for params in batch]
+
+
+_group: GroupCommit[list[bytes], bool] = GroupCommit(_write, limit=BATCH_LIMIT)
 
 
 def usable() -> Any:
@@ -248,27 +306,35 @@ def usable() -> Any:
     return None
 
 
-def _execute(params: list[bytes], wrapper: Any) -> bool:
-    """Run the prepared append on ``wrapper``'s connection (``usable``); whether it wrote the event. The
-    connection is made ready as Django makes it for a cursor: health-checked when due, then connected
-    if it is not."""
+def _execute(name: bytes, sql: bytes | None, params: list[bytes], wrapper: Any) -> Any:
+    """Run the prepared statement ``name`` (``sql``; None: the batch statement for the parameters'
+    count) on ``wrapper``'s connection (``usable``), preparing it first if this connection has not;
+    its result. The connection is made ready as Django makes it for a cursor: health-checked when due,
+    then connected if it is not."""
     wrapper.close_if_health_check_failed()
     if wrapper.connection is None:
         wrapper.ensure_connection()
     raw = wrapper.connection
     with wrapper.wrap_database_errors, raw.lock:
         pgconn = raw.pgconn
-        if pgconn not in _prepared:
-            _check(pgconn.prepare(_STATEMENT, _SQL))
-            _prepared[pgconn] = True
-        result = pgconn.exec_prepared(_STATEMENT, params)
+        prepared = _prepared.setdefault(pgconn, set())
+        if name not in prepared:
+            _prepare(pgconn, name, sql, len(params))
+            prepared.add(name)
+        result = pgconn.exec_prepared(name, params)
         if result.status != _TUPLES_OK and result.error_field(_SQLSTATE) == _NO_SUCH_STATEMENT:
             # Deallocated behind this module's back (psycopg's DEALLOCATE ALL after a rollback, DISCARD
             # ALL): nothing was run, and outside a transaction (``usable``) nothing is aborted.
-            _check(pgconn.prepare(_STATEMENT, _SQL))
-            result = pgconn.exec_prepared(_STATEMENT, params)
+            prepared.clear()
+            _prepare(pgconn, name, sql, len(params))
+            prepared.add(name)
+            result = pgconn.exec_prepared(name, params)
         _check(result)
-        return bool(result.ntuples)
+        return result
+
+
+def _prepare(pgconn: Any, name: bytes, sql: bytes | None, count: int) -> None:
+    _check(pgconn.prepare(name, sql if sql is not None else _batch_sql(count // (len(_PARAMETERS) + 1))))
 
 
 def _check(result: Any) -> None:

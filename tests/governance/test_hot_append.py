@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -17,11 +20,13 @@ from django.utils import timezone
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from audit import hashing
+from audit import hashing, sealer
 from audit.models import AuditEvent
 from audit.services import Actor, PendingEvent, Target, _event
+from audit.verification import verify_chain
 from governance import hot_append, livestate, runtime
 from governance.api.check import answer
+from governance.group_commit import GroupCommit
 from governance.models import Delegation, Human
 from tests.factories import make_chain, make_chain_tokens
 
@@ -263,3 +268,112 @@ def test_a_forked_worker_never_hands_out_its_parents_nonces() -> None:
     child = os.read(read, 64).decode()
     os.close(read)
     assert len(child) == 32 and child != hot_append._random.token_hex()
+
+
+# --- Concurrent checks of one process, written together (``governance.group_commit``) -----------------
+
+
+def _state_version() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version FROM governance_stateversion WHERE id = 1")
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_statement_writes_a_batch_each_row_under_its_own_precondition(world: dict[str, Any]) -> None:
+    template = hot_append.EventTemplate.of(
+        actor=Actor(kind="agent", label="fetcher", id="7"),
+        action="check.allow",
+        target=Target(type="scope", id="res.data", label="res.data:read"),
+        on_behalf_of=[{"type": "human", "id": 1, "label": "Ada"}],
+        context={"decision": "allow", "reason": "allowed"},
+    )
+    assert template is not None
+    version = _state_version()
+    batch = [
+        template.parameters(["fetch", "tool", "s-1", f"r-{n}", ""], version if n != 1 else version - 1)
+        for n in range(3)
+    ]
+    assert all(params is not None for params in batch)
+    connection.ensure_connection()
+    assert hot_append._write(batch, hot_append.usable()) == [True, False, True]
+    written = AuditEvent.objects.filter(digest__in=[params[0].decode() for params in batch])  # type: ignore[index]
+    assert sorted(event.context["request_id"] for event in written) == ["r-0", "r-2"]
+    for event in written:
+        assert hashing.event_digest(event) == event.digest
+        assert hashing.canonical(hashing.event_document(event)).decode() == event.canonical
+    sealer.seal_pending()
+    assert verify_chain(full=True).ok is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_checks_in_flight_together_are_written_by_one_statement_and_each_answer_waits_for_it(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, no_general_append: list[str]
+) -> None:
+    assert check(world, request_id="warm").outcome.allowed  # the state kept, so the checks go this way
+    threads = 5
+    batches: list[int] = []
+
+    def held(batch: Any, wrapper: Any) -> list[bool]:
+        if not batches:  # hold the first batch until every other check has queued behind it
+            while len(group._queue) < threads - 1:
+                time.sleep(0.001)
+        batches.append(len(batch))
+        return hot_append._write(batch, wrapper)
+
+    group = GroupCommit(held, limit=hot_append.BATCH_LIMIT)
+    monkeypatch.setattr(hot_append, "_group", group)
+
+    def one(n: int) -> runtime.CheckResult:
+        try:
+            result = check(world, request_id=f"t-{n}")
+            # Answered only once its event is durable: visible to another connection at once.
+            assert AuditEvent.objects.filter(digest=result.decision_id).exists()
+            return result
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        answers = list(pool.map(one, range(threads), timeout=30))
+    assert batches == [1, threads - 1] and no_general_append == []
+    assert all(a.outcome.allowed for a in answers)
+    events = AuditEvent.objects.filter(digest__in=[a.decision_id for a in answers])
+    assert sorted(e.context["request_id"] for e in events) == [f"t-{n}" for n in range(threads)]
+    sealer.seal_pending()
+    assert verify_chain(full=True).ok is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_revocation_while_a_batch_waits_writes_none_of_it_and_each_check_decides_again(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert check(world, request_id="warm").outcome.allowed
+    threads = 3
+
+    def revoked_first(batch: Any, wrapper: Any) -> list[bool]:
+        if len(batch) > 1 or not revoked.is_set():
+            while len(group._queue) < threads - 1 and not revoked.is_set():
+                time.sleep(0.001)
+            if not revoked.is_set():
+                Delegation.objects.filter(pk=world["links"][1].pk).update(status="revoked", revoked_at=timezone.now())
+                revoked.set()
+        return hot_append._write(batch, wrapper)
+
+    revoked = threading.Event()
+    group = GroupCommit(revoked_first, limit=hot_append.BATCH_LIMIT)
+    monkeypatch.setattr(hot_append, "_group", group)
+
+    def one(n: int) -> runtime.CheckResult:
+        try:
+            return check(world, request_id=f"t-{n}")
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        answers = list(pool.map(one, range(threads), timeout=30))
+    # Every check decided on the state before the revocation found it moved, wrote nothing, and decided again.
+    assert not any(a.outcome.allowed for a in answers)
+    assert {a.outcome.reason for a in answers} == {"delegation_revoked"}
+    events = AuditEvent.objects.filter(digest__in=[a.decision_id for a in answers])
+    assert sorted(e.action for e in events) == ["check.deny"] * threads
+    assert not AuditEvent.objects.filter(action="check.allow", context__request_id__startswith="t-").exists()
