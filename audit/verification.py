@@ -141,7 +141,7 @@ def verify_chain(*, full: bool = True) -> VerifyResult:
     )
 
 
-# PostgreSQL refuses any event whose columns differ from its recorded content (audit migration 0011):
+# PostgreSQL refuses any event whose columns differ from its recorded content (audit migrations 0011, 0012):
 # a CHECK constraint calling a function that makes the walk's comparison. Triggers can be switched off
 # (``session_replication_role``), CHECK constraints cannot: changing a column behind the application's
 # back takes dropping or altering the constraint or the function first, which the catalog shows. So the
@@ -160,14 +160,16 @@ CREATE OR REPLACE FUNCTION {schema}.audit_columns_match_content(d jsonb, action 
 actor_id text, actor_label text, target_type text, target_id text, target_label text, on_behalf_of jsonb, \
 context jsonb, occurred_at timestamp with time zone, nonce text)
  RETURNS boolean
- LANGUAGE sql
+ LANGUAGE plpgsql
  IMMUTABLE PARALLEL SAFE
 AS $function$
-    SELECT d->>'action' = action AND d->'actor'->>'kind' = actor_kind AND d->'actor'->>'id' = actor_id
+BEGIN
+    RETURN d->>'action' = action AND d->'actor'->>'kind' = actor_kind AND d->'actor'->>'id' = actor_id
         AND d->'actor'->>'label' = actor_label AND d->'target'->>'type' = target_type
         AND d->'target'->>'id' = target_id AND d->'target'->>'label' = target_label
         AND d->'on_behalf_of' = on_behalf_of AND d->'context' = context
-        AND (d->>'occurred_at')::timestamptz = occurred_at AND coalesce(d->>'nonce', '') = nonce
+        AND (d->>'occurred_at')::timestamptz = occurred_at AND coalesce(d->>'nonce', '') = nonce;
+END
 $function$
 """
 COLUMNS_PROBLEM = f"the constraint tying events' columns to their content ({COLUMNS_CONSTRAINT}) is missing or altered"
@@ -185,7 +187,7 @@ WHERE c.conrelid = 'audit_auditevent'::regclass AND c.conname = %s AND c.contype
 
 def _columns_guarantee() -> int | None:
     """The oid of the constraint tying events' columns to their content when the catalog shows it intact
-    (validated, exactly as migration 0011 made it, calling exactly its function), else None. Asked before
+    (validated, exactly as migrations 0011 and 0012 made it, calling exactly its function), else None. Asked before
     the walk and after it: the same oid both times means it stood throughout (a constraint dropped and
     added again has a new oid), so no column was changed meanwhile either.
 

@@ -30,6 +30,19 @@ def db_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{s['NAME']}"
 
 
+CHECKPOINT_SECRET = "checkpoint-secret-for-tests-only"
+
+
+def use_checkpoint_directory(settings: Any, tmp_path: Path) -> Path:
+    """Checkpoints for one test: a directory of its own under ``tmp_path``, the tests' secret, no other
+    key trusted. Returns the directory (not made yet: the first checkpoint makes it)."""
+    directory = tmp_path / "checkpoints"
+    settings.CUSTOS_AUDIT_CHECKPOINT_DIR = str(directory)
+    settings.CUSTOS_AUDIT_CHECKPOINT_SECRET = CHECKPOINT_SECRET
+    settings.CUSTOS_AUDIT_CHECKPOINT_TRUSTED_KEYS = []
+    return directory
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["DATABASE_URL"] = db_url()
@@ -113,7 +126,8 @@ def is_superuser(cursor: Any) -> bool:
     return bool(row and row[0])
 
 
-COLUMNS = importlib.import_module("audit.migrations.0011_columns_match_content")
+# The constraint and its function as the latest migration to make them left them.
+COLUMNS = importlib.import_module("audit.migrations.0012_columns_match_content_plpgsql")
 
 # Set when committed tampering left the constraint tying events' columns to their content not valid;
 # the next audit test puts it back (tests/audit/conftest.py), once the flush has emptied the log.
@@ -121,7 +135,7 @@ column_guarantee_left_broken = False
 
 
 def restore_column_guarantee(execute: Callable[[str], Any], savepoint: Callable[[], Any]) -> bool:
-    """Add the constraint tying events' columns to their content back as migration 0011 made it and try to
+    """Add the constraint tying events' columns to their content back as the migrations made it and try to
     validate it (in ``savepoint()``): what a superuser who tampered would do to hide it. Return whether it
     validated; if not (a column no longer matches its content), it stays NOT VALID, for verification to see."""
     execute(f"ALTER TABLE audit_auditevent DROP CONSTRAINT IF EXISTS {COLUMNS.CONSTRAINT}")

@@ -20,17 +20,14 @@ from audit.hashing import canonical, chain_hash, digest_of, event_document
 from audit.models import AuditEvent, Checkpoint, Seal
 from audit.services import Actor, audit_append
 from audit.verification import verify_chain
-from tests.audit.support import bypassing_triggers
+from tests.audit.support import bypassing_triggers, use_checkpoint_directory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
 def directory(settings: Any, tmp_path: Path) -> Path:
-    settings.CUSTOS_AUDIT_CHECKPOINT_DIR = str(tmp_path / "checkpoints")
-    settings.CUSTOS_AUDIT_CHECKPOINT_SECRET = "checkpoint-secret-for-tests-only"
-    settings.CUSTOS_AUDIT_CHECKPOINT_TRUSTED_KEYS = []
-    return tmp_path / "checkpoints"
+    return use_checkpoint_directory(settings, tmp_path)
 
 
 def grow(n: int) -> None:

@@ -1,4 +1,4 @@
-"""The CHECK constraint tying each event's columns to its recorded content (audit migration 0011), and
+"""The CHECK constraint tying each event's columns to its recorded content (audit migrations 0011 and 0012), and
 verification's use of it: the per-row column comparison is skipped only while the catalog shows the
 constraint intact; dropped, weakened, not validated or its function replaced, every row is compared
 again and the missing guarantee is itself a problem."""
@@ -43,7 +43,7 @@ def catalog() -> tuple[bool, str, str]:
             [COLUMNS_CONSTRAINT],
         )
         row = cursor.fetchone()
-    assert row is not None, "migration 0011 made no such constraint"
+    assert row is not None, "the migrations made no such constraint"
     return row[0], row[1], row[2]
 
 
@@ -117,7 +117,7 @@ def test_the_constraint_added_back_not_valid_fails_verification(chain: list[Audi
 
 
 def test_its_function_replaced_fails_verification(chain: list[AuditEvent], superuser: Any) -> None:
-    superuser.execute(COLUMNS.FUNCTION.replace("SELECT d->>'action' = action AND", "SELECT true OR"))
+    superuser.execute(COLUMNS.FUNCTION.replace("RETURN d->>'action' = action AND", "RETURN true OR"))
     assert catalog()[0] is True
     assert_guarantee_missing()
 
@@ -127,7 +127,7 @@ def test_a_column_changed_while_its_function_was_weakened_then_put_back_fails_ve
 ) -> None:
     """The text in the catalog is as expected again, the constraint validated all along: only the
     function's catalog row, newer than the constraint's, tells that the rows were not held meanwhile."""
-    superuser.execute(COLUMNS.FUNCTION.replace("SELECT d->>'action' = action AND", "SELECT true OR"))
+    superuser.execute(COLUMNS.FUNCTION.replace("RETURN d->>'action' = action AND", "RETURN true OR"))
     superuser.execute("SET LOCAL session_replication_role = replica")
     superuser.execute("UPDATE audit_auditevent SET actor_label = 'mallory' WHERE id = %s", [chain[2].pk])
     superuser.execute("SET LOCAL session_replication_role = origin")
