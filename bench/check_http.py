@@ -40,34 +40,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from load import HOST, CpuMeter, WrkResult, cpu_us, parse_wrk
+
 ROOT = Path(__file__).resolve().parent.parent
 LUA_SCRIPT = ROOT / "bench" / "check_post.lua"
 CERBOS_LUA_SCRIPT = ROOT / "bench" / "cerbos_post.lua"
 PEERS = ROOT.parent / "shared" / "peers"
-HOST = "127.0.0.1"  # the only target this benchmark ever sends traffic to
 RESOURCE = "bench.records"
 TOKEN_LIFETIME = "60m"
-
-
-@dataclass(slots=True)
-class WrkResult:
-    endpoint: str
-    connections: int
-    round: int
-    requests: int
-    seconds: float
-    rps: float
-    p50_us: float
-    p75_us: float
-    p90_us: float
-    p99_us: float
-    non_2xx: int
-    socket_errors: int
-    # CPU time spent per answered request by the gunicorn workers and by the PostgreSQL backends
-    # serving them: unlike latency, hardly moved by what else the shared machine is running.
-    app_cpu_us: float = 0.0
-    db_cpu_us: float = 0.0
-    sealer_cpu_us: float = 0.0
 
 
 # --- Environment, database, seed ------------------------------------------------------------
@@ -178,6 +158,20 @@ def audit_head() -> int:
     from audit.models import AuditEvent
 
     return int(AuditEvent.objects.aggregate(last=Max("id"))["last"] or 0)
+
+
+def events_per_commit(first: int, last: int) -> float:
+    """Events per transaction among events ``first`` < id <= ``last``, by the inserting transaction of each
+    row (``xmin``): how many checks each commit carried (group commit in a threaded worker)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), count(DISTINCT xmin::text) FROM audit_auditevent WHERE id > %s AND id <= %s",
+            [first, last],
+        )
+        events, commits = cursor.fetchone()
+    return events / commits if commits else 0.0
 
 
 def audit_actions_since(event_id: int) -> dict[str, int]:
@@ -294,84 +288,7 @@ def smoke_test(base: str, token: str) -> dict[str, Any]:
     return answer
 
 
-# --- CPU accounting -------------------------------------------------------------------------
-
-_TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_us(pid: int) -> float:
-    """User + system CPU time of a process so far (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) * _TICK_US  # utime, stime (fields 14 and 15 of stat)
-
-
-def worker_pids(master: int) -> list[int]:
-    children = Path(f"/proc/{master}/task/{master}/children")
-    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
-
-
-def backend_pids(database: str) -> list[int]:
-    import psycopg
-
-    with psycopg.connect(f"postgresql://postgres@{HOST}:5432/postgres", autocommit=True) as conn:
-        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database]).fetchall()
-    return [int(row[0]) for row in rows]
-
-
-@dataclass(slots=True)
-class CpuMeter:
-    """Custos's CPU: the gunicorn workers (app), the PostgreSQL backends (db, the sealer's included) and
-    the sealer process."""
-
-    master: int
-    database: str
-    sealer: int
-
-    def sample(self) -> tuple[float, float, float]:
-        return (
-            sum(_cpu_us(pid) for pid in worker_pids(self.master)),
-            sum(_cpu_us(pid) for pid in backend_pids(self.database)),
-            _cpu_us(self.sealer),
-        )
-
-
-# --- wrk ------------------------------------------------------------------------------------
-
-_UNIT_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0, "m": 60_000_000.0}
-
-
-def _duration_us(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if match is None:
-        raise ValueError(f"not a wrk duration: {text!r}")
-    return float(match[1]) * _UNIT_US[match[2]]
-
-
-def parse_wrk(output: str, *, endpoint: str, connections: int, round_no: int) -> WrkResult:
-    percentiles = {int(p): _duration_us(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", output, re.M)}
-    totals = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    if totals is None or rps is None or len(percentiles) != 4:
-        raise ValueError(f"cannot read wrk's output:\n{output}")
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    return WrkResult(
-        endpoint=endpoint,
-        connections=connections,
-        round=round_no,
-        requests=int(totals[1]),
-        seconds=_duration_us(totals[2] + totals[3]) / 1_000_000,
-        rps=float(rps[1]),
-        p50_us=percentiles[50],
-        p75_us=percentiles[75],
-        p90_us=percentiles[90],
-        p99_us=percentiles[99],
-        non_2xx=int(non_2xx[1]) if non_2xx else 0,
-        socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
-    )
+# --- Load ----------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -390,6 +307,7 @@ def run_wrk(target: Target, *, connections: int, duration: int, env: dict[str, s
     if target.script is not None:
         cmd += ["-s", str(target.script)]
     cmd.append(target.url)
+    first = audit_head() if target.name == "check" else 0
     before = target.cpu()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 30, check=True)
     after = target.cpu()
@@ -398,6 +316,8 @@ def run_wrk(target: Target, *, connections: int, duration: int, env: dict[str, s
         result.app_cpu_us = (after[0] - before[0]) / result.requests
         result.db_cpu_us = (after[1] - before[1]) / result.requests
         result.sealer_cpu_us = (after[2] - before[2]) / result.requests
+    if target.name == "check":
+        result.events_from, result.events_to = first, audit_head()
     return result
 
 
@@ -514,7 +434,7 @@ def measure(args: argparse.Namespace, env: dict[str, str], token: str) -> tuple[
         targets = [
             Target("health", f"{base}/api/v1/health", None, meter.sample),
             Target("check", f"{base}/api/v1/check", LUA_SCRIPT, meter.sample),
-            Target("cerbos", cerbos_url(peer_port), CERBOS_LUA_SCRIPT, lambda: (_cpu_us(peer_pid), 0.0, 0.0)),
+            Target("cerbos", cerbos_url(peer_port), CERBOS_LUA_SCRIPT, lambda: (cpu_us(peer_pid), 0.0, 0.0)),
         ]
         # Warm every worker (connections, prepared statements, the signature cache) before measuring.
         warm = [run_wrk(t, connections=16, duration=2, env=env, round_no=0) for t in targets]
@@ -622,6 +542,10 @@ def main() -> int:
         f", sealer {_ms(summary['check', 16]['sealer_cpu_us'])})"
         f", Cerbos {_ms(cpu['cerbos'])} ms"
     )
+    batched = [
+        events_per_commit(r.events_from, r.events_to) for r in results if r.endpoint == "check" and r.connections == 16
+    ]
+    print(f"check decisions per commit at 16 connections: {', '.join(f'{x:.2f}' for x in batched)} (per round)")
     counted = sum(r.requests for r in [*warm, *results] if r.endpoint == "check") + 1  # + the curl check
     print(
         f"audit events written during the run: {sum(actions.values())} {actions}; check responses counted by "

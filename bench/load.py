@@ -1,0 +1,118 @@
+"""What the HTTP benchmarks share: wrk's output read into figures, and the CPU each process spends.
+
+CPU time per answered request, read from ``/proc`` for the server's workers, the PostgreSQL backends
+serving them and the audit sealer, moves far less than latency on a shared machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+HOST = "127.0.0.1"  # the only target these benchmarks ever send traffic to
+
+
+@dataclass(slots=True)
+class WrkResult:
+    endpoint: str
+    connections: int
+    round: int
+    requests: int
+    seconds: float
+    rps: float
+    p50_us: float
+    p75_us: float
+    p90_us: float
+    p99_us: float
+    non_2xx: int
+    socket_errors: int
+    # CPU time spent per answered request by the gunicorn workers and by the PostgreSQL backends
+    # serving them: unlike latency, hardly moved by what else the shared machine is running.
+    app_cpu_us: float = 0.0
+    db_cpu_us: float = 0.0
+    sealer_cpu_us: float = 0.0
+    # The check's audit events recorded during the run: ids after ``events_from`` up to ``events_to``.
+    events_from: int = 0
+    events_to: int = 0
+
+
+# --- CPU accounting -------------------------------------------------------------------------
+
+_TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_us(pid: int) -> float:
+    """User + system CPU time of a process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * _TICK_US  # utime, stime (fields 14 and 15 of stat)
+
+
+def worker_pids(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children")
+    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+
+def backend_pids(database: str) -> list[int]:
+    import psycopg
+
+    with psycopg.connect(f"postgresql://postgres@{HOST}:5432/postgres", autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database]).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+@dataclass(slots=True)
+class CpuMeter:
+    """Custos's CPU: the gunicorn workers (app), the PostgreSQL backends (db, the sealer's included) and
+    the sealer process."""
+
+    master: int
+    database: str
+    sealer: int
+
+    def sample(self) -> tuple[float, float, float]:
+        return (
+            sum(cpu_us(pid) for pid in worker_pids(self.master)),
+            sum(cpu_us(pid) for pid in backend_pids(self.database)),
+            cpu_us(self.sealer),
+        )
+
+
+# --- wrk ------------------------------------------------------------------------------------
+
+_UNIT_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0, "m": 60_000_000.0}
+
+
+def _duration_us(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match[1]) * _UNIT_US[match[2]]
+
+
+def parse_wrk(output: str, *, endpoint: str, connections: int, round_no: int) -> WrkResult:
+    percentiles = {int(p): _duration_us(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", output, re.M)}
+    totals = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if totals is None or rps is None or len(percentiles) != 4:
+        raise ValueError(f"cannot read wrk's output:\n{output}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return WrkResult(
+        endpoint=endpoint,
+        connections=connections,
+        round=round_no,
+        requests=int(totals[1]),
+        seconds=_duration_us(totals[2] + totals[3]) / 1_000_000,
+        rps=float(rps[1]),
+        p50_us=percentiles[50],
+        p75_us=percentiles[75],
+        p90_us=percentiles[90],
+        p99_us=percentiles[99],
+        non_2xx=int(non_2xx[1]) if non_2xx else 0,
+        socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
+    )
