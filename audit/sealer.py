@@ -71,7 +71,7 @@ def seal_batch(*, batch: int = BATCH) -> Sealed:
     sealer holds the lock: the process holding it takes its own lock again here, others cannot).
 
     On PostgreSQL in one call (``audit_seal_batch``, migration 0009: the same steps, one round trip);
-    elsewhere in Python, below."""
+    elsewhere in Python (``_seal_batch_portable``)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT * FROM audit_seal_batch(%s, %s)", [LOCK_KEY, batch])
@@ -81,6 +81,13 @@ def seal_batch(*, batch: int = BATCH) -> Sealed:
         if head_seq is None:
             raise HeadMissing("the audit chain head is missing: sealing stopped (see docs/operations.md)")
         return Sealed(count, head_seq, waited)
+    return _seal_batch_portable(batch)
+
+
+def _seal_batch_portable(batch: int) -> Sealed:
+    """``seal_batch`` through the ORM alone, step by step as ``audit_seal_batch`` does (where the
+    database has no such function: SQLite). Works on PostgreSQL too, where the tests hold the two to
+    the same chain."""
     with transaction.atomic():
         head = ChainHead.objects.select_for_update().filter(pk=1).first()
         if head is None:
