@@ -135,6 +135,13 @@ def _backend_busy(pid: int) -> bool:
         return cursor.fetchone() is not None
 
 
+def _backend_alive(pid: int) -> bool:
+    """Has the sealer process ``pid`` still a backend (killed clients' backends linger briefly)?"""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_stat_activity WHERE application_name = %s", [f"custos-sealer-{pid}"])
+        return cursor.fetchone() is not None
+
+
 def test_a_sealer_killed_mid_batch_leaves_no_gap_duplicate_or_fork() -> None:
     total = 20_000
     for start in range(0, total, 5_000):
@@ -152,6 +159,9 @@ def test_a_sealer_killed_mid_batch_leaves_no_gap_duplicate_or_fork() -> None:
             os.kill(running.pid, signal.SIGKILL)
             killed_mid_batch += 1
         running.wait()
+        # The killed client's backend lives on until it notices the closed socket, holding the sealer's
+        # lock (and its batch's transaction) meanwhile: the next sealer would rightly stand by.
+        wait_until(lambda pid=running.pid: not _backend_alive(pid))
         partial = verify_chain()  # what was committed before the kill is whole
         assert partial.ok, partial
     assert killed_mid_batch >= 1
