@@ -1,11 +1,12 @@
 """The runtime check over HTTP against a bare endpoint and the Cerbos PDP, in one run.
 
 Sets up a fresh PostgreSQL database, seeds a human → agent → sub-agent → sub-sub-agent chain through
-the services, exchanges tokens down the chain (RFC 8693) to get the sub-sub-agent's token, starts
-gunicorn with the README's worker count (2 x cores) and the audit sealer as production runs them, and
-the Cerbos PDP (``../shared/peers/cerbos``, decision log on), and drives ``GET /api/v1/health``,
-``POST /api/v1/check`` and Cerbos's ``POST /api/check/resources`` with wrk, alternating them so that the
-noise of a shared machine falls on all alike. Prints the figures, the ratios the goals are about (the
+the services, exchanges tokens down the chain (RFC 8693) to get the sub-sub-agent's token, starts the
+README's web server (granian, 2 x cores workers, 4 threads each; ``--server gunicorn`` for gunicorn's
+sync workers) and the audit sealer as production runs them, and the Cerbos PDP
+(``../shared/peers/cerbos``, decision log on), and drives ``GET /api/v1/health``, ``POST /api/v1/check``
+and Cerbos's ``POST /api/check/resources`` with wrk, alternating them so that the noise of a shared
+machine falls on all alike. Prints the figures, the ratios the goals are about (the
 check against the bare endpoint and against Cerbos), the CPU each spends per request (from ``/proc``),
 counts the audit events the run wrote and verifies the chain.
 
@@ -31,8 +32,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
@@ -40,7 +39,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from load import HOST, CpuMeter, WrkResult, cpu_us, parse_wrk
+from load import HOST, CpuMeter, WrkResult, cpu_us, parse_wrk, web_server
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA_SCRIPT = ROOT / "bench" / "check_post.lua"
@@ -54,7 +53,7 @@ TOKEN_LIFETIME = "60m"
 
 
 def bench_env(database: str, redis_url: str, settings_module: str = "config.settings") -> dict[str, str]:
-    """One environment for this process and for gunicorn, so both read the same settings."""
+    """One environment for this process and for the server, so both read the same settings."""
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE=settings_module,
@@ -203,51 +202,6 @@ def free_port_pair() -> int:
                 continue
         return port
     raise SystemExit("no two free ports in a row for the Cerbos PDP")
-
-
-@contextmanager
-def gunicorn(
-    env: dict[str, str], port: int, workers: int, log: Path, extra: list[str]
-) -> Iterator[subprocess.Popen[bytes]]:
-    cmd = [
-        str(ROOT / ".venv" / "bin" / "gunicorn"),
-        "config.wsgi",
-        "-w",
-        str(workers),
-        "-b",
-        f"{HOST}:{port}",
-        "--log-level",
-        "warning",
-        *extra,
-    ]
-    with log.open("wb") as out:
-        # Its own session, so the master and its workers can be stopped together by the master's id.
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_until_up(proc, f"http://{HOST}:{port}/api/v1/health", log)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-
-
-def wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 def check_body() -> str:
@@ -419,7 +373,9 @@ def measure(args: argparse.Namespace, env: dict[str, str], token: str) -> tuple[
     peer_dir = args.peers / "cerbos"
     env["CUSTOS_BENCH_CERBOS_BODY"] = str(peer_dir / "request.json")
     with (
-        gunicorn(env, port, args.workers, logs / "bench-gunicorn.log", shlex.split(args.gunicorn)) as proc,
+        web_server(
+            args.server, env, port, args.workers, logs / f"bench-{args.server}.log", shlex.split(args.server_options)
+        ) as proc,
         sealer(env, logs / "bench-sealer.log") as sealing,
         cerbos(peer_dir / "start", logs / "bench-cerbos-decisions.log") as (peer_port, peer_pid),
     ):
@@ -454,10 +410,14 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternations of health and check per connection count")
     parser.add_argument(
-        "--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn workers (README: 2 x cores)"
+        "--workers", type=int, default=2 * (os.cpu_count() or 1), help="server worker processes (README: 2 x cores)"
     )
+    parser.add_argument("--server", choices=("granian", "gunicorn"), default="granian", help="the WSGI server")
     parser.add_argument(
-        "--gunicorn", default="", help='more gunicorn options, e.g. "--worker-class gthread --threads 4"'
+        "--server-options",
+        "--gunicorn",
+        default="",
+        help='more server options, e.g. "--worker-class gthread --threads 4" (gunicorn), "--blocking-threads 2"',
     )
     parser.add_argument("--peers", type=Path, default=PEERS, help="where the peers' start scripts are")
     parser.add_argument("--settings", default="config.settings", help="Django settings module, to compare variants")

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 HOST = "127.0.0.1"  # the only target these benchmarks ever send traffic to
+ROOT = Path(__file__).resolve().parent.parent
+README_THREADS = 4  # granian's --blocking-threads in the README's production command
 
 
 @dataclass(slots=True)
@@ -36,6 +44,74 @@ class WrkResult:
     # The check's audit events recorded during the run: ids after ``events_from`` up to ``events_to``.
     events_from: int = 0
     events_to: int = 0
+
+
+# --- The server under test -----------------------------------------------------------------
+
+
+def server_command(server: str, port: int, workers: int, extra: list[str]) -> list[str]:
+    """``config.wsgi`` served by gunicorn (the README's default: sync workers) or granian (a Rust HTTP
+    server with keep-alive whose WSGI workers call the application from a few blocking threads)."""
+    venv = ROOT / ".venv" / "bin"
+    if server == "gunicorn":
+        return [
+            *(str(venv / "gunicorn"), "config.wsgi", "-w", str(workers), "-b", f"{HOST}:{port}"),
+            *("--log-level", "warning", *extra),
+        ]
+    if server == "granian":
+        if not any(option.startswith("--blocking-threads") for option in extra):
+            extra = ["--blocking-threads", str(README_THREADS), *extra]
+        return [
+            *(str(venv / "granian"), "--interface", "wsgi", "--workers", str(workers)),
+            *(
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--no-ws",
+                "--log-level",
+                "warning",
+                *extra,
+                "config.wsgi:application",
+            ),
+        ]
+    raise ValueError(f"unknown server {server!r}")
+
+
+@contextmanager
+def web_server(
+    server: str, env: dict[str, str], port: int, workers: int, log: Path, extra: list[str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The server running until the block ends, its workers stopped with it whatever happens."""
+    cmd = server_command(server, port, workers, extra)
+    with log.open("wb") as out:
+        # Its own session, so the master and its workers can be stopped together by the master's id.
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until_up(proc, f"http://{HOST}:{port}/api/v1/health", log)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
+def wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the server did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 # --- CPU accounting -------------------------------------------------------------------------

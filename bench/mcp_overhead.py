@@ -54,7 +54,8 @@ from pathlib import Path
 from typing import Any
 
 import scratch as scratch_db  # bench/scratch.py, beside this script
-from check_http import free_port, free_port_pair, gunicorn, sealer
+from check_http import free_port, free_port_pair, sealer
+from load import web_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT.parent / "shared" / "peers"
@@ -461,7 +462,7 @@ def main() -> int:
         logs = ROOT / "var"
         logs.mkdir(exist_ok=True)
         with (
-            gunicorn(env, custos_port, args.workers, logs / "bench-mcp-gunicorn.log", []),
+            web_server("gunicorn", env, custos_port, args.workers, logs / "bench-mcp-gunicorn.log", []),
             sealer(env, logs / "bench-mcp-sealer.log"),
             cerbos_pdp(work, logs / "bench-mcp-cerbos-decisions.log") as grpc_port,
         ):
