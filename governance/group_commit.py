@@ -2,9 +2,9 @@
 
 A check's decision is one short statement, and most of what PostgreSQL spends on it (parsing the
 message, planning, starting and committing a transaction, flushing the WAL) is paid per statement, not
-per row. Under a threaded server (gunicorn's ``gthread`` worker) several checks of one process are in
-flight at once; each would send its own statement and wait for its own commit. Here they wait for each
-other instead, and one statement carries all of them:
+per row. Under a threaded server (granian's WSGI workers, gunicorn's ``gthread``) several checks of one
+process are in flight at once; each would send its own statement and wait for its own commit. Here they
+wait for each other instead, and one statement carries all of them:
 
 - a thread that finds nobody writing becomes the *leader*: it takes what is waiting (its own item first,
   at most ``limit``), runs the batch on its own connection, and hands each waiting thread its result;
