@@ -2,7 +2,7 @@
 
 Sets up a fresh PostgreSQL database, seeds a human → agent → sub-agent → sub-sub-agent chain through
 the services, exchanges tokens down the chain (RFC 8693) to get the sub-sub-agent's token, starts the
-README's web server (granian, 2 x cores workers, 4 threads each; ``--server gunicorn`` for gunicorn's
+README's web server (granian, a worker per core, 8 threads each; ``--server gunicorn`` for gunicorn's
 sync workers) and the audit sealer as production runs them, and the Cerbos PDP
 (``../shared/peers/cerbos``, decision log on), and drives ``GET /api/v1/health``, ``POST /api/v1/check``
 and Cerbos's ``POST /api/check/resources`` with wrk, alternating them so that the noise of a shared
@@ -39,7 +39,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from load import HOST, CpuMeter, WrkResult, cpu_us, parse_wrk, web_server
+from load import HOST, CpuMeter, WrkResult, cpu_us, parse_wrk, readme_workers, web_server
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA_SCRIPT = ROOT / "bench" / "check_post.lua"
@@ -374,7 +374,12 @@ def measure(args: argparse.Namespace, env: dict[str, str], token: str) -> tuple[
     env["CUSTOS_BENCH_CERBOS_BODY"] = str(peer_dir / "request.json")
     with (
         web_server(
-            args.server, env, port, args.workers, logs / f"bench-{args.server}.log", shlex.split(args.server_options)
+            args.server,
+            env,
+            port,
+            args.workers or readme_workers(args.server),
+            logs / f"bench-{args.server}.log",
+            shlex.split(args.server_options),
         ) as proc,
         sealer(env, logs / "bench-sealer.log") as sealing,
         cerbos(peer_dir / "start", logs / "bench-cerbos-decisions.log") as (peer_port, peer_pid),
@@ -410,7 +415,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternations of health and check per connection count")
     parser.add_argument(
-        "--workers", type=int, default=2 * (os.cpu_count() or 1), help="server worker processes (README: 2 x cores)"
+        "--workers", type=int, help="server worker processes (default the README's: granian 1, gunicorn 2 per core)"
     )
     parser.add_argument("--server", choices=("granian", "gunicorn"), default="granian", help="the WSGI server")
     parser.add_argument(

@@ -19,7 +19,13 @@ from pathlib import Path
 
 HOST = "127.0.0.1"  # the only target these benchmarks ever send traffic to
 ROOT = Path(__file__).resolve().parent.parent
-README_THREADS = 4  # granian's --blocking-threads in the README's production command
+# The README's production command: granian with a worker per core and 8 threads each; gunicorn's sync
+# workers (for comparison) 2 per core.
+README_THREADS = 8
+
+
+def readme_workers(server: str) -> int:
+    return (os.cpu_count() or 1) * (1 if server == "granian" else 2)
 
 
 @dataclass(slots=True)

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 CONNECTIONS = 8
 # The README's command ("Running in production"), on a test port.
-WORKERS, THREADS = 2, 4
+WORKERS, THREADS = 2, 8
 
 
 def _free_port() -> int:
