@@ -21,11 +21,15 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from django.conf import settings
+from django.core.cache import close_caches
+from django.core.cache.backends.base import BaseCache
+from django.core.handlers.base import reset_urlconf
 from django.core.signals import request_finished, request_started, setting_changed
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.dispatch import receiver
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, reset_queries
+from django.dispatch import Signal, receiver
 from django.http.request import split_domain_port, validate_host
 from django.utils.csp import build_policy
+from django.utils.module_loading import import_string
 
 from governance.api.check import answer, plainly_valid
 
@@ -90,6 +94,7 @@ _hosts: dict[str, bool] = {}
 @receiver(setting_changed)
 def _forget_hosts(**kwargs: Any) -> None:
     _hosts.clear()
+    _plain_settings.clear()
 
 
 def _host_allowed(environ: dict[str, Any]) -> bool:
@@ -108,6 +113,46 @@ def _judge_host(host: str) -> bool:
     if settings.DEBUG and not allowed:
         allowed = [".localhost", "127.0.0.1", "[::1]"]
     return bool(domain) and validate_host(domain, allowed)
+
+
+# --- Django's request signals, without sending them -------------------------------------------------
+#
+# Django's handler sends request_started and request_finished around every request; with only Django's
+# own receivers connected, their work for a check is: clear the query log and drop the connection if it
+# is unusable or past CONN_MAX_AGE, before and after (close_old_connections); close the caches, which for
+# a backend that keeps no per-request connection does nothing (close_caches); and reset the URLconf,
+# which a check never sets (reset_urlconf). Sending them costs a quarter of a check's instructions
+# (``bench/check_cpu.py``: asgiref's context-local lookups for every alias and cache, in each receiver),
+# so when nothing else listens the check does that work itself on the one connection it uses; when
+# anything else listens (a third party's receiver, a test's changes), the signals are sent as Django does.
+
+
+def _receiver_keys(signal: Signal) -> frozenset[object]:
+    return frozenset(entry[0] for entry in signal.receivers)
+
+
+def _keys_of(*functions: Callable[..., Any]) -> frozenset[object]:
+    return frozenset((id(function), id(None)) for function in functions)  # Signal.connect's lookup keys
+
+
+_DJANGO_RECEIVERS = (
+    _keys_of(reset_queries, close_old_connections),
+    _keys_of(close_old_connections, close_caches, reset_urlconf),
+)
+_plain_settings: dict[str, bool] = {}  # forgotten when a setting changes (_forget_hosts)
+
+
+def _signals_plain() -> bool:
+    """Are Django's own receivers the only ones, with one database (the check's) and caches whose
+    ``close`` does nothing? Then the check does their work itself."""
+    if (_receiver_keys(request_started), _receiver_keys(request_finished)) != _DJANGO_RECEIVERS:
+        return False
+    plain = _plain_settings.get("plain")
+    if plain is None:
+        plain = _plain_settings["plain"] = len(settings.DATABASES) == 1 and all(
+            import_string(cache["BACKEND"]).close is BaseCache.close for cache in settings.CACHES.values()
+        )
+    return plain
 
 
 class _LastUse(threading.local):
@@ -143,16 +188,24 @@ class CheckFastPath:
         except _NotHere:
             return self.app(environ, start_response)
         # As Django's handler does: its receivers drop unusable or expired database connections.
-        request_started.send(sender=self.__class__, environ=environ)
+        plain = _signals_plain()
+        wrapper: Any = connections[DEFAULT_DB_ALIAS]  # health_check_done is not in the stubs
+        if plain:
+            wrapper.queries_log.clear()
+            wrapper.close_if_unusable_or_obsolete()
+        else:
+            request_started.send(sender=self.__class__, environ=environ)
         try:
-            wrapper: Any = connections[DEFAULT_DB_ALIAS]  # health_check_done is not in the stubs
             _fresh(self._last_use, wrapper)
             status, body, extra = answer(data, environ.get("HTTP_AUTHORIZATION"), environ.get("REMOTE_ADDR"))
             if status != 503:
                 self._last_use.connection = wrapper.connection
                 self._last_use.at = time.monotonic()
         finally:
-            request_finished.send(sender=self.__class__)
+            if plain:
+                wrapper.close_if_unusable_or_obsolete()
+            else:
+                request_finished.send(sender=self.__class__)
         payload = getattr(body, "json", None)  # runtime.EncodedAnswer: encoded once for the kept state
         if payload is None:
             payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

@@ -12,16 +12,19 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 
 from audit.models import AuditEvent
+from governance.api import check_wsgi
 from governance.api.check_wsgi import HEALTH_CHECK_AFTER_IDLE, CheckFastPath
 from tests.factories import make_chain, make_chain_tokens
 from tests.governance.test_runtime_failclosed import database_unreachable
@@ -256,14 +259,67 @@ def test_production_serves_through_the_hot_path() -> None:
     assert isinstance(config.wsgi.application.app, WSGIHandler)
 
 
-@pytest.fixture
-def django_manages_connections() -> Iterator[None]:
-    # What the module's autouse fixture turns off: connections checked, kept and dropped per request.
+@pytest.fixture(params=["done by the check", "sent as signals"])
+def django_manages_connections(request: pytest.FixtureRequest) -> Iterator[None]:
+    """What the module's autouse fixture turns off: connections checked, kept and dropped per request.
+    With Django's receivers alone the check does their work itself; with another listener as well it
+    sends the signals, and the listener hears every check."""
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
+    heard: list[tuple[str, Any]] = []
+
+    def listener(signal: Any, sender: Any, **kwargs: Any) -> None:
+        heard.append(("started" if signal is request_started else "finished", sender))
+
+    signalled = request.param == "sent as signals"
+    if signalled:
+        request_started.connect(listener)
+        request_finished.connect(listener)
+    assert check_wsgi._signals_plain() is not signalled
     yield
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
+    if signalled:
+        request_started.disconnect(listener)
+        request_finished.disconnect(listener)
+        assert heard and heard == [("started", CheckFastPath), ("finished", CheckFastPath)] * (len(heard) // 2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_past_its_age_is_replaced_between_checks(
+    chain: dict[str, Any], django_manages_connections: None
+) -> None:
+    app = CheckFastPath(Counting())
+    body, authorization = check_body(chain["resource"].name), f"Bearer {chain['tokens'][1]}"
+    assert call(app, body, authorization=authorization).json()["decision"] == "allow"
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    first = wrapper.connection.info.backend_pid
+    assert call(app, body, authorization=authorization).json()["decision"] == "allow"
+    assert wrapper.connection.info.backend_pid == first, "kept while younger than CONN_MAX_AGE"
+    wrapper.close_at = time.monotonic() - 1
+    assert call(app, body, authorization=authorization).json()["decision"] == "allow"
+    assert wrapper.connection.info.backend_pid != first, "closed once past it, and a new one opened"
+
+
+class _ClosingCache(LocMemCache):
+    def close(self, **kwargs: Any) -> None:
+        pass
+
+
+def test_the_check_sends_the_signals_unless_django_alone_listens(settings: Any) -> None:
+    # The module's autouse fixture has taken close_old_connections away: not Django's set.
+    assert not check_wsgi._signals_plain()
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+    try:
+        assert check_wsgi._signals_plain()
+        settings.CACHES = {"default": {"BACKEND": f"{__name__}._ClosingCache"}}  # a close that may do something
+        assert not check_wsgi._signals_plain()
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+        assert check_wsgi._signals_plain()
+    finally:
+        request_started.disconnect(close_old_connections)
+        request_finished.disconnect(close_old_connections)
 
 
 @pytest.fixture
