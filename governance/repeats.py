@@ -25,6 +25,7 @@ when that source comes back in a later window.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -59,6 +60,7 @@ class Throttled(Exception):
         self.retry_after = retry_after
 
 
+@functools.lru_cache(maxsize=4096)  # every check names its client's address: parse each one once
 def source_of(address: str | None) -> str:
     """The source a request is counted against: its address, an IPv6 one by its /64 prefix."""
     try:
