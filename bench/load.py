@@ -47,6 +47,9 @@ class WrkResult:
     app_cpu_us: float = 0.0
     db_cpu_us: float = 0.0
     sealer_cpu_us: float = 0.0
+    # The whole machine's busy CPU per answered request (wrk, the kernel's network work and PostgreSQL's
+    # background processes included): what the endpoints compete for on a saturated box.
+    machine_cpu_us: float = 0.0
     # The check's audit events recorded during the run: ids after ``events_from`` up to ``events_to``.
     events_from: int = 0
     events_to: int = 0
@@ -132,6 +135,13 @@ def cpu_us(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) * _TICK_US  # utime, stime (fields 14 and 15 of stat)
+
+
+def machine_busy_us() -> float:
+    """CPU time every core has spent busy so far (all but idle and I/O wait), from ``/proc/stat``."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) * _TICK_US
 
 
 def worker_pids(master: int) -> list[int]:
