@@ -7,6 +7,8 @@ import pytest
 from django.db import transaction
 from django.test import override_settings
 
+from tests import factories
+from tests.api.agent_calls import Caller
 from tests.api.support import World, build_world
 
 # Test users need no real password hashing; PBKDF2 at production strength would dominate the run.
@@ -33,3 +35,10 @@ def _module_world(django_db_setup: None, django_db_blocker: Any) -> Iterator[Wor
 @pytest.fixture
 def world(_module_world: World, db: None) -> World:
     return _module_world
+
+
+@pytest.fixture
+def caller(world: World) -> Caller:
+    """``world.agent`` with a key of its own and a token for ``world.delegation``."""
+    key_record, key = factories.make_key(world.agent)
+    return Caller(world.agent, key, key_record, factories.make_token(key, world.delegation))

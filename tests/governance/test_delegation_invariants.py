@@ -1,143 +1,42 @@
-"""Every delegation invariant of SPEC §2, positive and negative, through the services and the usability
-selector; plus the rules on grants and agent keys the delegation model stands on."""
+"""Every delegation invariant of SPEC §2, positive and negative, through the services: root links from a
+human's grants, input refused whatever the chain, attenuation at every hop, an active chain, and
+revocation cascading down it. The usability selector and the rules on grants and agent keys the
+delegation model stands on are in ``test_delegation_usability.py`` and ``test_grant_and_key_rules.py``."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import time_machine
 from django.db import IntegrityError, transaction
-from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from console.errors import Conflict, DomainError, ValidationFailed
-from governance import credentials, services
+from governance import services
 from governance.chain import Reason, delegation_usability
 from governance.models import (
     Agent,
-    AgentKey,
-    AgentStatus,
     Delegation,
     DelegationStatus,
     Grant,
     GrantStatus,
-    Human,
     HumanStatus,
-    Resource,
 )
-from tests.factories import SYSTEM, make_agent, make_delegation, make_grant, make_human, make_key, make_resource
+from tests.factories import SYSTEM, make_agent, make_delegation, make_grant, make_human
+from tests.governance.delegation_world import (
+    DAY,
+    Org,
+    child_of,
+    create,
+    fresh,
+    refused,
+    root_of,
+    usability_reason,
+)
 
 pytestmark = pytest.mark.django_db
-
-DAY = timedelta(days=1)
-
-
-# --- The organisation every test starts from ---------------------------------------------------
-
-
-@dataclass
-class Org:
-    human: Human  # the root human: holds read and write on the resource
-    sponsor: Human  # sponsors the agents; deliberately not the root human
-    resource: Resource
-    read: str
-    write: str
-    admin_scope: str  # a scope of the resource nobody holds
-    top: Agent  # top-level agent
-    sub: Agent  # sub-agent of top
-    subsub: Agent  # sub-agent of sub
-    sibling: Agent  # another sub-agent of top
-    other: Agent  # an unrelated top-level agent
-    grants: dict[str, Grant]
-
-
-@pytest.fixture
-def org() -> Org:
-    human = make_human()
-    sponsor = make_human()
-    resource = make_resource(actions=("read", "write", "admin"))
-    grants = {action: make_grant(human, resource, action) for action in ("read", "write")}
-    top = make_agent(sponsor=sponsor)
-    sub = make_agent(parent=top)
-    return Org(
-        human=human,
-        sponsor=sponsor,
-        resource=resource,
-        read=resource.scope("read"),
-        write=resource.scope("write"),
-        admin_scope=resource.scope("admin"),
-        top=top,
-        sub=sub,
-        subsub=make_agent(parent=sub),
-        sibling=make_agent(parent=top),
-        other=make_agent(sponsor=sponsor),
-        grants=grants,
-    )
-
-
-@pytest.fixture
-def frozen() -> Iterator[time_machine.Traveller]:
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
-
-
-def root_of(
-    org: Org, *, scopes: list[str] | None = None, max_depth: int = 2, expires_in: timedelta = 2 * DAY
-) -> Delegation:
-    return make_delegation(
-        org.top, scopes or [org.read, org.write], root_human=org.human, max_depth=max_depth, expires_in=expires_in
-    )
-
-
-def child_of(
-    parent: Delegation,
-    delegate: Agent,
-    *,
-    scopes: list[str] | None = None,
-    max_depth: int = 0,
-    expires_in: timedelta | None = None,
-) -> Delegation:
-    expires_at = parent.expires_at if expires_in is None else timezone.now() + expires_in
-    return create(
-        delegate=delegate,
-        parent=parent,
-        scopes=scopes or list(parent.scopes),
-        max_depth=max_depth,
-        expires_at=expires_at,
-    )
-
-
-def create(**kwargs: Any) -> Delegation:
-    kwargs.setdefault("actor", SYSTEM)
-    kwargs.setdefault("purpose", "summarise the week's tickets")
-    parent = kwargs.get("parent")
-    kwargs.setdefault("expires_at", parent.expires_at if parent is not None else timezone.now() + DAY)
-    return services.delegation_create(**kwargs)
-
-
-def refused(code: str, attempt: Callable[[], object], *, error: type[DomainError] = ValidationFailed) -> DomainError:
-    """Run ``attempt``, expect ``error`` with ``code``, and check that it wrote nothing at all."""
-    counts = (Delegation.objects.count(), Grant.objects.count(), AgentKey.objects.count(), AuditEvent.objects.count())
-    with pytest.raises(error) as caught:
-        attempt()
-    assert caught.value.code == code, f"expected {code}, got {caught.value.code}: {caught.value.detail}"
-    after = (Delegation.objects.count(), Grant.objects.count(), AgentKey.objects.count(), AuditEvent.objects.count())
-    assert after == counts, "a refused change wrote rows or audit events"
-    return caught.value
-
-
-def usability_reason(link: Delegation, **kwargs: Any) -> str:
-    return delegation_usability(link, **kwargs).reason
-
-
-def fresh(obj: Any) -> Any:
-    return type(obj).objects.get(pk=obj.pk)
 
 
 # --- Root delegations: from a human's active grants ---------------------------------------------
@@ -447,122 +346,6 @@ def test_a_root_human_who_lost_a_grant_stops_delegation_of_that_scope_only(org: 
     assert delegation_usability(child).usable
 
 
-# --- The usability selector ------------------------------------------------------------------------
-
-
-def test_a_fresh_chain_is_usable_and_the_chain_runs_root_first(org: Org) -> None:
-    root = root_of(org)
-    child = child_of(root, org.sub, scopes=[org.read])
-    usability = delegation_usability(child)
-    assert (usability.usable, usability.reason) == (True, Reason.ALLOWED)
-    assert [link.pk for link in usability.chain] == [root.pk, child.pk]
-    assert delegation_usability(child, scopes={org.read}).usable
-
-
-def test_usability_reports_a_revoked_link(org: Org) -> None:
-    root = root_of(org)
-    services.delegation_revoke(actor=SYSTEM, delegation=root)
-    assert usability_reason(root) == Reason.DELEGATION_REVOKED
-
-
-def test_usability_reports_expiry_from_the_timestamp_without_a_sweep(org: Org, frozen: time_machine.Traveller) -> None:
-    root = root_of(org, expires_in=timedelta(hours=5))
-    child = child_of(root, org.sub, expires_in=timedelta(hours=1))
-    frozen.shift(timedelta(hours=1))
-    assert usability_reason(child) == Reason.DELEGATION_EXPIRED  # expires_at == now: no longer usable
-    assert usability_reason(root) == Reason.ALLOWED
-    frozen.shift(timedelta(hours=5))
-    assert usability_reason(root) == Reason.DELEGATION_EXPIRED
-    assert Delegation.objects.filter(status=DelegationStatus.ACTIVE).count() == 2  # nothing swept
-
-
-def test_usability_reports_a_link_the_sweep_marked_expired(org: Org) -> None:
-    root = root_of(org)
-    Delegation.objects.filter(pk=root.pk).update(status=DelegationStatus.EXPIRED)
-    assert usability_reason(root) == Reason.DELEGATION_EXPIRED
-
-
-def test_usability_at_an_explicit_moment(org: Org) -> None:
-    root = root_of(org, expires_in=DAY)
-    assert usability_reason(root, at=timezone.now() + 2 * DAY) == Reason.DELEGATION_EXPIRED
-    assert usability_reason(root, at=timezone.now() + timedelta(hours=1)) == Reason.ALLOWED
-
-
-def test_usability_reports_a_broken_chain(org: Org) -> None:
-    root = root_of(org)
-    child = child_of(root, org.sub)
-    Delegation.objects.filter(pk=root.pk).update(status=DelegationStatus.REVOKED, revoked_at=timezone.now())
-    assert usability_reason(child) == Reason.CHAIN_BROKEN
-
-
-def test_usability_reports_an_inactive_agent_on_the_chain(org: Org) -> None:
-    root = root_of(org)
-    child = child_of(root, org.sub)
-    services.agent_suspend(actor=SYSTEM, agent=org.top)
-    assert usability_reason(child) == Reason.AGENT_INACTIVE
-    services.agent_reactivate(actor=SYSTEM, agent=org.top)
-    assert usability_reason(child) == Reason.AGENT_INACTIVE  # the sub-agent was suspended with it
-    services.agent_reactivate(actor=SYSTEM, agent=org.sub)
-    assert usability_reason(child) == Reason.ALLOWED
-    services.agent_suspend(actor=SYSTEM, agent=org.sub)
-    assert usability_reason(child) == Reason.AGENT_INACTIVE
-    assert usability_reason(root) == Reason.ALLOWED
-
-
-def test_usability_reports_an_inactive_sponsor(org: Org) -> None:
-    root = root_of(org)
-    services.human_set_status(actor=SYSTEM, human=org.sponsor, status=HumanStatus.SUSPENDED)
-    assert usability_reason(root) == Reason.SPONSOR_INACTIVE
-
-
-def test_usability_reports_a_root_human_who_left(org: Org) -> None:
-    root = root_of(org)
-    child = child_of(root, org.sub)
-    services.human_set_status(actor=SYSTEM, human=org.human, status=HumanStatus.LEFT)
-    assert usability_reason(root) == Reason.HUMAN_INACTIVE
-    assert usability_reason(child) == Reason.HUMAN_INACTIVE
-
-
-def test_usability_reports_a_scope_that_was_not_delegated(org: Org) -> None:
-    root = root_of(org, scopes=[org.read])
-    assert usability_reason(root, scopes={org.write}) == Reason.SCOPE_NOT_DELEGATED
-    assert usability_reason(root, scopes={org.read}) == Reason.ALLOWED
-
-
-def test_usability_reports_a_root_human_who_no_longer_holds_the_scope(org: Org) -> None:
-    root = root_of(org)
-    child = child_of(root, org.sub)
-    services.grant_revoke(actor=SYSTEM, grant=org.grants["write"])
-    assert usability_reason(child) == Reason.DELEGATOR_LACKS_GRANT
-    assert usability_reason(child, scopes={org.read}) == Reason.ALLOWED
-
-
-def test_usability_reports_a_human_grant_that_expired_without_a_sweep(org: Org, frozen: time_machine.Traveller) -> None:
-    make_grant(org.human, org.resource, "admin", expires_at=timezone.now() + timedelta(hours=2))
-    root = root_of(org, scopes=[org.admin_scope], expires_in=DAY)
-    assert usability_reason(root) == Reason.ALLOWED
-    frozen.shift(timedelta(hours=3))
-    assert usability_reason(root) == Reason.DELEGATOR_LACKS_GRANT
-
-
-def test_usability_reads_the_current_state_not_the_object_in_hand(org: Org) -> None:
-    root = root_of(org)
-    child = child_of(root, org.sub)
-    # Changes made through other instances (another request, another process) must show at once.
-    services.agent_suspend(actor=SYSTEM, agent=Agent.objects.get(pk=org.sub.pk))
-    assert usability_reason(child) == Reason.AGENT_INACTIVE
-    services.agent_reactivate(actor=SYSTEM, agent=Agent.objects.get(pk=org.sub.pk))
-    services.human_set_status(actor=SYSTEM, human=Human.objects.get(pk=org.sponsor.pk), status=HumanStatus.SUSPENDED)
-    assert usability_reason(child) == Reason.SPONSOR_INACTIVE
-    services.human_set_status(actor=SYSTEM, human=Human.objects.get(pk=org.sponsor.pk), status=HumanStatus.ACTIVE)
-    services.human_set_status(actor=SYSTEM, human=Human.objects.get(pk=org.human.pk), status=HumanStatus.LEFT)
-    assert usability_reason(root) == Reason.HUMAN_INACTIVE
-    services.human_set_status(actor=SYSTEM, human=Human.objects.get(pk=org.human.pk), status=HumanStatus.ACTIVE)
-    services.delegation_revoke(actor=SYSTEM, delegation=Delegation.objects.get(pk=child.pk))
-    assert usability_reason(child) == Reason.DELEGATION_REVOKED
-    assert usability_reason(root) == Reason.ALLOWED
-
-
 # --- Revocation cascades ---------------------------------------------------------------------------
 
 
@@ -609,219 +392,3 @@ def test_revoking_again_changes_nothing_and_records_nothing(org: Org) -> None:
     # The parent's cascade skips the already-revoked child.
     assert [link.pk for link in services.delegation_revoke(actor=SYSTEM, delegation=root)] == [root.pk]
     assert AuditEvent.objects.count() == events + 1
-
-
-# --- Grants -----------------------------------------------------------------------------------------
-
-
-def test_an_agents_grant_must_expire(org: Org) -> None:
-    refused(
-        "required", lambda: services.grant_create(actor=SYSTEM, holder=org.top, resource=org.resource, action="read")
-    )
-
-
-def test_an_agents_grant_is_capped_by_the_configured_maximum(
-    org: Org, settings: Any, frozen: time_machine.Traveller
-) -> None:
-    settings.CUSTOS_GRANT_MAX_LIFETIME = timedelta(days=10)
-    now = timezone.now()
-    refused(
-        "lifetime_exceeds_maximum",
-        lambda: make_grant(org.top, org.resource, "read", expires_at=now + timedelta(days=10, seconds=1)),
-    )
-    grant = make_grant(org.top, org.resource, "read", expires_at=now + timedelta(days=10))
-    assert grant.expires_at == now + timedelta(days=10)
-
-
-def test_a_humans_grant_may_be_open_ended(org: Org) -> None:
-    grant = make_grant(make_human(), org.resource, "admin")
-    assert grant.expires_at is None
-    assert grant.is_in_force()
-
-
-def test_a_duplicate_active_grant_is_refused_until_the_first_ends(org: Org, frozen: time_machine.Traveller) -> None:
-    refused("duplicate_grant", lambda: make_grant(org.human, org.resource, "read"), error=Conflict)
-    services.grant_revoke(actor=SYSTEM, grant=org.grants["read"])
-    assert make_grant(org.human, org.resource, "read").is_in_force()
-
-    make_grant(org.top, org.resource, "read", expires_at=timezone.now() + timedelta(hours=1))
-    refused("duplicate_grant", lambda: make_grant(org.top, org.resource, "read"), error=Conflict)
-    frozen.shift(timedelta(hours=2))  # expired by its timestamp; no sweep needed
-    assert make_grant(org.top, org.resource, "read").is_in_force()
-
-
-def test_grants_go_to_active_holders_for_real_actions(org: Org) -> None:
-    refused("unknown_action", lambda: make_grant(org.human, org.resource, "delete"))
-    services.agent_suspend(actor=SYSTEM, agent=org.other)
-    refused("holder_inactive", lambda: make_grant(org.other, org.resource, "read"))
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        pytest.param({"holder": "agent", "expires_at": None}, id="agent-grant-without-expiry"),
-        pytest.param({"holder": "both"}, id="two-holders"),
-        pytest.param({"holder": "none"}, id="no-holder"),
-        pytest.param({"holder": "human", "expires_before_start": True}, id="expires-before-start"),
-        pytest.param({"holder": "human", "status": GrantStatus.REVOKED}, id="revoked-without-time"),
-    ],
-)
-def test_grant_constraints_hold_against_direct_orm_writes(org: Org, fields: dict[str, Any]) -> None:
-    now = timezone.now()
-    row: dict[str, Any] = {"resource": org.resource, "action": "read", "granted_by": "direct write", "valid_from": now}
-    holder = fields["holder"]
-    if holder in ("human", "both"):
-        row["holder_human"] = org.human
-    if holder in ("agent", "both"):
-        row["holder_agent"] = org.top
-    row["expires_at"] = fields.get("expires_at", now + DAY)
-    if fields.get("expires_before_start"):
-        row["expires_at"] = now - timedelta(seconds=1)
-    row["status"] = fields.get("status", GrantStatus.ACTIVE)
-    with transaction.atomic(), pytest.raises(IntegrityError):
-        Grant.objects.create(**row)
-    assert not Grant.objects.filter(granted_by="direct write").exists()
-
-
-def test_delegation_constraints_hold_against_direct_orm_writes(org: Org) -> None:
-    now = timezone.now()
-    base: dict[str, Any] = {
-        "root_human": org.human,
-        "delegate": org.top,
-        "purpose": "x",
-        "scopes": [org.read],
-        "created_by": "direct",
-    }
-    with transaction.atomic(), pytest.raises(IntegrityError):
-        Delegation.objects.create(**base, depth=1, expires_at=now + DAY)  # a root link one level down
-    with transaction.atomic(), pytest.raises(IntegrityError):
-        Delegation.objects.create(**base, expires_at=now - DAY)  # expired before it was made
-    with transaction.atomic(), pytest.raises(IntegrityError):
-        Delegation.objects.create(**base, expires_at=now + DAY, status=DelegationStatus.REVOKED)  # revoked, but when?
-    assert not Delegation.objects.filter(created_by="direct").exists()
-
-
-def test_agent_constraints_hold_against_direct_orm_writes(org: Org) -> None:
-    with transaction.atomic(), pytest.raises(IntegrityError):
-        Agent.objects.filter(pk=org.top.pk).update(parent=org.top.pk, depth=1)
-    with transaction.atomic(), pytest.raises(IntegrityError):
-        Agent.objects.create(name="orphan-depth", sponsor=org.sponsor, depth=1)
-
-
-# --- Agent keys -------------------------------------------------------------------------------------
-
-KEY_RE = re.compile(r"^ck_(?P<prefix>[a-z0-9]{8,16})_(?P<secret>[A-Za-z0-9]{20,})$")
-
-
-def test_a_key_has_the_documented_format_and_only_its_keyed_hash_is_stored(org: Org) -> None:
-    key, full = make_key(org.top, name="ci runner")
-    match = KEY_RE.match(full)
-    assert match, full
-    secret = match["secret"]
-    assert key.prefix == match["prefix"]
-
-    row = AgentKey.objects.filter(pk=key.pk).values().get()
-    stored = " ".join(str(value) for value in row.values())
-    assert secret not in stored and full not in stored
-    assert row["hashed"] == credentials.keyed_hash(full) != full
-
-    event = AuditEvent.objects.get(action="agentkey.create", target_id=str(key.pk))
-    event_row = AuditEvent.objects.filter(pk=event.pk).values().get()
-    assert secret not in str(event_row)
-    assert event.context["prefix"] == key.prefix
-
-
-def test_two_keys_never_share_a_prefix_or_secret(org: Org) -> None:
-    keys = [make_key(org.top) for _ in range(5)]
-    assert len({key.prefix for key, _ in keys}) == 5
-    assert len({full for _, full in keys}) == 5
-
-
-def test_a_presented_key_matches_only_its_own_hash(org: Org) -> None:
-    key, full = make_key(org.top)
-    _, other_full = make_key(org.top)
-    assert credentials.parse_prefix("ck", full) == key.prefix
-    assert credentials.matches(full, key.hashed)
-    assert not credentials.matches(other_full, key.hashed)
-    tampered = full[:-1] + ("a" if full[-1] != "a" else "b")
-    assert not credentials.matches(tampered, key.hashed)
-    assert credentials.parse_prefix("ck", "cu_" + full[3:]) is None
-    assert credentials.parse_prefix("ck", full + "_extra") is None
-    assert credentials.parse_prefix("ck", "ck_" + "x" * 100) is None
-
-
-def test_key_comparison_is_constant_time(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
-    key, full = make_key(org.top)
-    compared: list[tuple[Any, Any]] = []
-    real = credentials.hmac.compare_digest
-
-    def spy(a: Any, b: Any) -> bool:
-        compared.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(credentials.hmac, "compare_digest", spy)
-    assert credentials.matches(full, key.hashed)
-    assert compared == [(credentials.keyed_hash(full), key.hashed)]
-
-
-def test_a_key_expires_by_default_and_never_past_the_maximum(
-    org: Org, settings: Any, frozen: time_machine.Traveller
-) -> None:
-    settings.CUSTOS_KEY_TTL = timedelta(days=2)
-    settings.CUSTOS_KEY_MAX_TTL = timedelta(days=5)
-    now = timezone.now()
-    key, _ = make_key(org.top)
-    assert key.expires_at == now + timedelta(days=2)
-    refused("lifetime_exceeds_maximum", lambda: make_key(org.top, expires_at=now + timedelta(days=5, seconds=1)))
-    refused("expiry_in_past", lambda: make_key(org.top, expires_at=now - timedelta(seconds=1)))
-    assert make_key(org.top, expires_at=now + timedelta(days=5))[0].expires_at == now + timedelta(days=5)
-    frozen.shift(timedelta(days=2))
-    assert key.status_at() == "expired"
-    assert not AgentKey.objects.active().filter(pk=key.pk).exists()
-
-
-def test_keys_go_to_active_agents_only(org: Org) -> None:
-    services.agent_suspend(actor=SYSTEM, agent=org.other)
-    refused("agent_inactive", lambda: make_key(org.other))
-
-
-def test_suspending_an_agent_suspends_every_sub_agent_below_it_and_their_checks_deny() -> None:
-    top = make_agent()
-    child = make_agent(parent=top)
-    grandchild = make_agent(parent=child)
-    resource = make_resource()
-    make_grant(grandchild, resource, "read")
-    _, secret = make_key(grandchild)
-    before = AuditEvent.objects.filter(action="agent.suspend").count()
-
-    services.agent_suspend(actor=SYSTEM, agent=top, reason="incident")
-
-    for agent in (top, child, grandchild):
-        agent.refresh_from_db()
-        assert agent.status == AgentStatus.SUSPENDED
-    assert AuditEvent.objects.filter(action="agent.suspend").count() == before + 3
-    answer = (
-        Client()
-        .post(
-            "/api/v1/check",
-            {"action": "read", "resource": resource.name},
-            content_type="application/json",
-            HTTP_AUTHORIZATION=f"Bearer {secret}",
-        )
-        .json()
-    )
-    assert (answer["decision"], answer["reason"]) == ("deny", "agent_inactive")
-
-
-def test_a_sub_agent_cannot_be_reactivated_while_its_parent_is_suspended() -> None:
-    top = make_agent()
-    child = make_agent(parent=top)
-    services.agent_suspend(actor=SYSTEM, agent=top)
-
-    with pytest.raises(Conflict) as refused:
-        services.agent_reactivate(actor=SYSTEM, agent=child)
-    assert refused.value.code == "parent_inactive"
-    services.agent_reactivate(actor=SYSTEM, agent=top)
-    services.agent_reactivate(actor=SYSTEM, agent=child)
-    child.refresh_from_db()
-    assert child.status == AgentStatus.ACTIVE
