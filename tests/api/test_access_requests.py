@@ -7,13 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 import time_machine
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -22,17 +20,10 @@ from audit.services import Actor
 from governance import oauth, services
 from governance.models import AccessRequest, Agent, Delegation, Human, Resource
 from tests import factories
+from tests.api.agent_calls import bearer, check_scope, exchange
 from tests.api.support import World, snapshot
 
 pytestmark = pytest.mark.django_db
-
-FORM = "application/x-www-form-urlencoded"
-
-
-def _bearer(credential: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {credential}")
-    return client
 
 
 @dataclass
@@ -78,25 +69,11 @@ def scene() -> Scene:
 
 def _ask(credential: str, scope: str, **extra: Any) -> Any:
     body = {"scope": scope, "justification": "the report needs it", "intent": "file the weekly report", **extra}
-    return _bearer(credential).post("/api/v1/access-requests/", body, format="json")
+    return bearer(credential).post("/api/v1/access-requests/", body, format="json")
 
 
 def _exchange_delegation(key: str, delegation_id: int) -> Any:
-    form = {
-        "grant_type": oauth.GRANT_TYPE_TOKEN_EXCHANGE,
-        "actor_token": key,
-        "actor_token_type": oauth.TOKEN_TYPE_AGENT_KEY,
-        "subject_token": str(delegation_id),
-        "subject_token_type": oauth.TOKEN_TYPE_DELEGATION,
-    }
-    return Client().post("/oauth/token", urlencode(form), content_type=FORM)
-
-
-def _check(credential: str, scope: str) -> dict[str, Any]:
-    resource, _, action = scope.partition(":")
-    response = _bearer(credential).post("/api/v1/check", {"action": action, "resource": resource}, format="json")
-    assert response.status_code == 200, response.content
-    return dict(response.json())
+    return exchange(key, str(delegation_id), oauth.TOKEN_TYPE_DELEGATION)
 
 
 # --- Asking -----------------------------------------------------------------------------------
@@ -155,7 +132,7 @@ def test_a_bad_request_for_access_is_a_400_and_writes_nothing(
     before = snapshot()
 
     body = {"scope": scene.scope("write"), "justification": "the report needs it"} | change
-    response = _bearer(scene.token).post("/api/v1/access-requests/", body, format="json")
+    response = bearer(scene.token).post("/api/v1/access-requests/", body, format="json")
 
     assert response.status_code == status, response.content
     assert response.json()["code"] == code
@@ -187,7 +164,7 @@ def test_console_users_do_not_ask_for_access(scene: Scene, admin_user: User) -> 
 
 def test_the_human_it_acts_for_approves_and_the_agent_exchanges_the_narrow_delegation(scene: Scene) -> None:
     write = scene.scope("write")
-    assert _check(scene.token, write)["reason"] == "scope_not_delegated"
+    assert check_scope(scene.token, write)["reason"] == "scope_not_delegated"
     asked = _ask(scene.token, write, duration_seconds=900).json()
 
     approved = scene.as_user(scene.root_user).post(
@@ -197,7 +174,7 @@ def test_the_human_it_acts_for_approves_and_the_agent_exchanges_the_narrow_deleg
     assert approved.status_code == 200, approved.content
     assert approved.json()["status"] == "approved"
     assert approved.json()["decision_note"] == "for this report only"
-    polled = _bearer(scene.key).get(f"/api/v1/access-requests/{asked['id']}/").json()
+    polled = bearer(scene.key).get(f"/api/v1/access-requests/{asked['id']}/").json()
     assert polled["status"] == "approved"
     delegation = Delegation.objects.get(pk=polled["resulting_delegation"])
     assert (delegation.root_human_id, delegation.delegate_id, delegation.scopes, delegation.max_depth) == (
@@ -212,7 +189,7 @@ def test_the_human_it_acts_for_approves_and_the_agent_exchanges_the_narrow_deleg
 
     exchanged = _exchange_delegation(scene.key, delegation.pk)
     assert exchanged.status_code == 200, exchanged.content
-    decision = _check(exchanged.json()["access_token"], write)
+    decision = check_scope(exchanged.json()["access_token"], write)
     assert (decision["decision"], decision["reason"]) == ("allow", "allowed")
     assert decision["delegation_chain"][0]["id"] == delegation.pk
 
@@ -258,7 +235,7 @@ def test_a_denied_request_stays_denied(scene: Scene) -> None:
     assert denied.status_code == 200
     assert again.status_code == 409
     assert again.json()["code"] == "request_decided"
-    polled = _bearer(scene.token).get(f"/api/v1/access-requests/{asked['id']}/").json()
+    polled = bearer(scene.token).get(f"/api/v1/access-requests/{asked['id']}/").json()
     assert (polled["status"], polled["resulting_delegation"], polled["decision_note"]) == (
         "denied",
         None,
@@ -273,7 +250,7 @@ def test_an_unanswered_request_lapses(scene: Scene, admin_user: User) -> None:
 
     with time_machine.travel(later):
         approve = scene.as_user(scene.root_user).post(f"/api/v1/access-requests/{asked['id']}/approve/")
-        polled = _bearer(scene.key).get(f"/api/v1/access-requests/{asked['id']}/").json()
+        polled = bearer(scene.key).get(f"/api/v1/access-requests/{asked['id']}/").json()
         listed = scene.as_user(admin_user).get("/api/v1/access-requests/?status=expired").json()["results"]
         pending = scene.as_user(admin_user).get("/api/v1/access-requests/?status=pending").json()["results"]
         swept = services.access_request_expire_due(actor=Actor.system("tests"))
@@ -347,9 +324,9 @@ def test_an_agent_reads_only_its_own_requests_and_decides_none(scene: Scene, wor
     _, other_key = factories.make_key(world.agent)
     before = snapshot()
 
-    other = _bearer(other_key).get(f"/api/v1/access-requests/{mine['id']}/")
-    own_list = _bearer(scene.key).get("/api/v1/access-requests/")
-    approve_own = _bearer(scene.token).post(f"/api/v1/access-requests/{mine['id']}/approve/")
+    other = bearer(other_key).get(f"/api/v1/access-requests/{mine['id']}/")
+    own_list = bearer(scene.key).get("/api/v1/access-requests/")
+    approve_own = bearer(scene.token).post(f"/api/v1/access-requests/{mine['id']}/approve/")
 
     assert other.status_code == 404
     assert own_list.status_code == 403

@@ -25,6 +25,7 @@ from audit.models import AuditEvent
 from audit.services import Actor
 from governance.services.delegations import delegation_revoke
 from tests.audit.support import db_url
+from tests.console.test_startup import collect_static
 from tests.factories import make_chain, make_chain_tokens
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -45,17 +46,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def collected(tmp_path_factory: pytest.TempPathFactory) -> Path:
     static_root = tmp_path_factory.mktemp("static")
-    env = {**os.environ, "DEBUG": "false", "CUSTOS_STATIC_ROOT": str(static_root), "CUSTOS_MANIFEST_STATIC": "true"}
-    done = subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    collect_static(static_root)
     return static_root
 
 

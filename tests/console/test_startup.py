@@ -67,8 +67,10 @@ def test_a_web_process_refuses_to_start_without_collected_static_files(tmp_path:
     assert "python manage.py collectstatic --no-input" in started.stderr
 
 
-def test_a_web_process_starts_once_static_files_are_collected(tmp_path: Path) -> None:
-    env = {**os.environ, "CUSTOS_STATIC_ROOT": str(tmp_path), "CUSTOS_MANIFEST_STATIC": "true"}
+def collect_static(static_root: Path) -> dict[str, str]:
+    """Run the release step ``collectstatic`` into ``static_root`` as production would (DEBUG off, the
+    manifest on); returns that environment, for a web process started on it."""
+    env = {**os.environ, "CUSTOS_STATIC_ROOT": str(static_root), "CUSTOS_MANIFEST_STATIC": "true"}
     env.pop("DEBUG", None)
     collected = subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
@@ -80,6 +82,11 @@ def test_a_web_process_starts_once_static_files_are_collected(tmp_path: Path) ->
         check=False,
     )
     assert collected.returncode == 0, collected.stderr
+    return env
+
+
+def test_a_web_process_starts_once_static_files_are_collected(tmp_path: Path) -> None:
+    env = collect_static(tmp_path)
     started = _start_wsgi(env)
     assert started.returncode == 0, started.stderr
 
