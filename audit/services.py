@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 
 from audit.hashing import ASTRAL, canonical, content_document, digest_of, isoformat
@@ -80,10 +82,14 @@ class PendingEvent:
 _MAX_EXACT_INT = 2**53 - 1
 
 
+# One encoder for every event (``json.dumps`` with options builds a new one per call).
+_COMPACT = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _compact(value: Any) -> str:
     """Plain JSON as the canonical form writes it when it holds no float (sorted keys, no spaces, text
     as it is): good for the jsonb column and, as it stands, for its place in the canonical document."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT(value)
 
 
 # A JSON string as ``json.dumps(value, ensure_ascii=False)`` writes it, without its Python-level wrapper
@@ -138,10 +144,18 @@ class _Plain:
                 self.floats = True
                 return True
             return False
+        # Loops rather than all() over a generator, and text (most of what contexts hold) checked in
+        # place: this walk runs over every event's context.
         if kind is dict:
-            return all(type(key) is str and self._plain(item) for key, item in value.items())
+            for key, item in value.items():
+                if type(key) is not str or (type(item) is not str and not self._plain(item)):
+                    return False
+            return True
         if kind is list:
-            return all(self._plain(item) for item in value)
+            for item in value:  # noqa: SIM110 - a loop, as above: no generator per list walked
+                if type(item) is not str and not self._plain(item):
+                    return False
+            return True
         return False
 
     def with_text(self, value: Any) -> tuple[Any, str]:
@@ -188,7 +202,7 @@ WITH e AS (
 )
 INSERT INTO audit_pendingseal (event_id, digest, occurred_at)
 SELECT id, digest, occurred_at FROM e
-RETURNING event_id, digest
+RETURNING event_id
 """  # noqa: S608 - formatted from constants only
 
 
@@ -221,12 +235,7 @@ class _Built:
     @property
     def event(self) -> AuditEvent:
         if self._event is None:
-            # Positional arguments in the model's field order: Django's fast path, half the cost of keywords.
-            model: Any = AuditEvent  # the stubs' plugin types keyword construction only
-            self._event = model(*(self.fields.get(name) for name in _event_fields()))
-            if self.pk is not None:
-                self._event.pk = self.pk
-                self._event._state.adding = False
+            self._event = _instance(self.fields, saved=self.pk is not None)
         return self._event
 
     def saved(self, pk: int) -> None:
@@ -270,8 +279,10 @@ def _event(pending: PendingEvent, occurred_at: Any) -> _Built:
 def _canonical_without_floats(fields: dict[str, Any], on_behalf_of_text: str, context_text: str) -> bytes:
     """``canonical(content_document(**fields))`` for an event without floats, assembled from the JSON
     texts already made for its columns instead of encoding them a second time: the document's keys in
-    their sorted order, each value as the encoder writes it. Text beyond the Basic Multilingual Plane
-    (where RFC 8785's key order may differ) takes the general path. A property test holds the two equal."""
+    their sorted order, each value as the encoder writes it. Keys beyond the Basic Multilingual Plane
+    (where RFC 8785's key order may differ from Python's) take the general path: the document's own keys
+    are ASCII, so only the context and the on-behalf-of list, where any other key is, are searched for
+    such characters, not the labels. A property test holds the two equal."""
     text = (
         f'{{"action":{_string(fields["action"])},'
         f'"actor":{{"id":{_string(fields["actor_id"])},"kind":{_string(fields["actor_kind"])},'
@@ -281,14 +292,38 @@ def _canonical_without_floats(fields: dict[str, Any], on_behalf_of_text: str, co
         f'"target":{{"id":{_string(fields["target_id"])},"label":{_string(fields["target_label"])},'
         f'"type":{_string(fields["target_type"])}}}}}'
     )
-    if text.isascii() or not ASTRAL.search(text):
+    if _bmp_only(context_text) and _bmp_only(on_behalf_of_text):
         return text.encode()
     return canonical(content_document(**fields), floats=False)
+
+
+def _bmp_only(text: str) -> bool:
+    return text.isascii() or not ASTRAL.search(text)
 
 
 @cache
 def _event_fields() -> tuple[str, ...]:
     return tuple(field.attname for field in AuditEvent._meta.concrete_fields)
+
+
+def _instance(fields: dict[str, Any], *, saved: bool) -> AuditEvent:
+    """The ``AuditEvent`` of ``fields``, as ``AuditEvent(**fields)`` would make it (every concrete field
+    set, none deferred), without the constructor's per-field walk: it runs for every recorded change and
+    decision, and its instance is mostly thrown away. The constructor is used whenever anything listens
+    to the model's init signals, so nothing that observes instances is bypassed."""
+    if pre_init.has_listeners(AuditEvent) or post_init.has_listeners(AuditEvent):
+        # Positional arguments in the model's field order: Django's fast path, half the cost of keywords.
+        model: Any = AuditEvent  # the stubs' plugin types keyword construction only
+        event = model(*(fields.get(name) for name in _event_fields()))
+    else:
+        event = AuditEvent.__new__(AuditEvent)
+        state = event.__dict__
+        state["_state"] = ModelState()
+        for name in _event_fields():
+            state[name] = fields.get(name)
+    if saved:
+        event._state.adding = False
+    return event
 
 
 def audit_append(
@@ -305,7 +340,12 @@ def audit_append(
     pending = PendingEvent(
         actor=actor, action=action, target=target or Target(type=""), context=context or {}, on_behalf_of=on_behalf_of
     )
-    return audit_append_many([pending])[0]
+    built = _event(pending, timezone.now())
+    if connection.vendor == "postgresql":
+        _insert_one_postgresql(built)
+    else:
+        _insert_others([built])
+    return built.event
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,14 +419,18 @@ def _insert_others(built: list[_Built]) -> None:
         )
 
 
+def _insert_one_postgresql(built: _Built) -> None:
+    # One statement: atomic by itself even in autocommit (the runtime check saves BEGIN and COMMIT).
+    with connection.cursor() as cursor:
+        cursor.execute(_PG_APPEND_ONE, built.values())
+        row = cursor.fetchone()
+    assert row is not None
+    built.saved(row[0])
+
+
 def _insert_postgresql(built: list[_Built]) -> None:
     if len(built) == 1:
-        # One statement: atomic by itself even in autocommit (the runtime check saves BEGIN and COMMIT).
-        with connection.cursor() as cursor:
-            cursor.execute(_PG_APPEND_ONE, built[0].values())
-            row = cursor.fetchone()
-        assert row is not None
-        built[0].saved(row[0])
+        _insert_one_postgresql(built[0])
         return
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_PG_IDS, [len(built)])
