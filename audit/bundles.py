@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from audit import checkpoints, links, sealer
 from audit.hashing import canonical, isoformat
-from audit.models import AuditEvent, Checkpoint, PendingSeal, Seal
+from audit.models import AuditEvent, Checkpoint, Seal
 from audit.verify import FORMAT, GENESIS_HASH
 
 # A bundle is a file people open and move around: beyond this, narrow the selection.
@@ -130,7 +130,7 @@ def _sealed(selected: QuerySet[AuditEvent]) -> None:
     wait for the running sealer (in production the application's database role cannot seal)."""
     deadline = time.monotonic() + SEAL_WAIT_SECONDS
     may_seal = True
-    while PendingSeal.objects.filter(event_id__in=selected.values("id")).exists():
+    while sealer.waiting_for_seal(selected):
         sealed = 0
         if may_seal:
             try:

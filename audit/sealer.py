@@ -3,7 +3,10 @@
 A batch is one transaction: take up to ``batch`` queued events (removing them from the queue), in the
 order they became visible (event id, within what this transaction sees), chain each to the one before
 (``audit.hashing.chain_hash``), write their seals and move the chain head; on PostgreSQL all in one
-call of the database function ``audit_seal_batch`` (migration 0009), in Python elsewhere. A sealer
+call of the database function ``audit_seal_batch`` (migrations 0009 and 0013), which takes the events
+from the intake writers insert into, moves them into the log proper (where the constraint tying each
+event's columns to its content checks them) and sets aside in ``audit_rejected`` any it cannot seal;
+in Python elsewhere. A sealer
 killed mid-batch leaves nothing behind (the transaction rolls back: no gap, no duplicate); the next
 batch starts where the head says.
 
@@ -23,11 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
+from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from audit.hashing import chain_hash
-from audit.models import ChainHead, PendingSeal, Seal
+from audit.models import AuditEvent, ChainHead, PendingSeal, Seal
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,25 @@ def _take(batch: int) -> list[tuple[int, str, datetime]]:
     return taken
 
 
+# The intake's oldest rows (up to a number), judged and moved by the database function the batch function
+# calls (migration 0013): into the log, or set aside in audit_rejected. The moved events, oldest id first.
+_MOVE_FROM_INTAKE = "SELECT event_id, digest, occurred_at FROM audit_move_intake(%(room)s, %(at)s, %(judge)s)"
+
+
+def _move_from_intake(room: int, at: datetime) -> list[tuple[int, str, datetime]]:
+    """As the batch function does: the move as it is, the log checking each row; if it refuses one (or
+    one's content is not JSON), the same rows again, what cannot be sealed set aside first."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_MOVE_FROM_INTAKE, {"room": room, "at": at, "judge": False})
+            return list(cursor.fetchall())
+    except (DataError, IntegrityError):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT audit_reject_unparsable(%s, %s)", [room, at])
+            cursor.execute(_MOVE_FROM_INTAKE, {"room": room, "at": at, "judge": True})
+            return list(cursor.fetchall())
+
+
 def seal_batch(*, batch: int = BATCH) -> Sealed:
     """Seal up to ``batch`` pending events. Returns how many (0 when none are pending, or when another
     sealer holds the lock: the process holding it takes its own lock again here, others cannot).
@@ -85,17 +109,19 @@ def seal_batch(*, batch: int = BATCH) -> Sealed:
 
 
 def _seal_batch_portable(batch: int) -> Sealed:
-    """``seal_batch`` through the ORM alone, step by step as ``audit_seal_batch`` does (where the
-    database has no such function: SQLite). Works on PostgreSQL too, where the tests hold the two to
-    the same chain."""
+    """``seal_batch`` through the ORM, step by step as ``audit_seal_batch`` does (where the database has
+    no such function: SQLite). Works on PostgreSQL too (the intake's move by the same statement as the
+    function's), where the tests hold the two to the same chain."""
     with transaction.atomic():
         head = ChainHead.objects.select_for_update().filter(pk=1).first()
         if head is None:
             raise HeadMissing("the audit chain head is missing: sealing stopped (see docs/operations.md)")
         taken = _take(batch)
+        now = timezone.now()
+        if len(taken) < batch and connection.vendor == "postgresql":  # then the intake, as the function does
+            taken += _move_from_intake(batch - len(taken), now)
         if not taken:
             return Sealed(0, head.seq)
-        now = timezone.now()
         seq, prev = head.seq, head.hash
         seals = []
         for event_id, digest, _occurred in taken:
@@ -107,6 +133,29 @@ def _seal_batch_portable(batch: int) -> Sealed:
         ChainHead.objects.filter(pk=1).update(seq=seq, hash=prev, sealed_at=now)
         waited = max((now - occurred).total_seconds() for _, _, occurred in taken)
         return Sealed(len(seals), seq, waited)
+
+
+def anything_queued() -> bool:
+    """Whether any event waits for its seal: in the queue, or (PostgreSQL) in the intake."""
+    if connection.vendor != "postgresql":
+        return PendingSeal.objects.exists()
+    with connection.cursor() as cursor:
+        cursor.execute(QUEUED_SQL)
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+QUEUED_SQL = "SELECT EXISTS (SELECT FROM audit_intake) OR EXISTS (SELECT FROM audit_pendingseal)"
+
+
+def waiting_for_seal(events: QuerySet[AuditEvent]) -> bool:
+    """Whether any of ``events`` is queued for its seal (in the queue, or in the intake on PostgreSQL).
+    An event neither sealed nor queued waits for nothing: verification names it."""
+    if PendingSeal.objects.filter(event_id__in=events.values("id")).exists():
+        return True
+    if connection.vendor != "postgresql":
+        return False
+    return events.filter(id__in=RawSQL("SELECT id FROM audit_intake", ())).exists()
 
 
 def seal_pending(*, batch: int = BATCH) -> int:
@@ -153,7 +202,7 @@ def run(*, idle_seconds: float | None = None, stop: object | None = None) -> Non
         try:
             while not getattr(stop, "is_set", lambda: False)():
                 # A read first: an idle sealer takes no lock (on SQLite, no write lock) every interval.
-                drained = not PendingSeal.objects.exists() or seal_batch(batch=BATCH).count < BATCH
+                drained = not anything_queued() or seal_batch(batch=BATCH).count < BATCH
                 if time.monotonic() >= next_checkpoint:  # also under constant load, never idle
                     checkpoint_if_sound()
                     next_checkpoint = time.monotonic() + every

@@ -1,8 +1,10 @@
 """Appending to the audit log: the only way events are written.
 
-An append inserts the event and its entry in the sealer's queue, nothing else: no lock on the chain, so
-concurrent writers only share WAL flushes. The event's digest (its public id) is computed here, before
-it is sealed (``audit.sealer`` gives it its place in the chain).
+An append inserts the event, nothing else: no lock on the chain, so concurrent writers only share WAL
+flushes. On PostgreSQL it goes into the intake (a table of the log's shape, seen by every query of the
+log, with none of its indexes or checks: the sealer moves events into the log proper in batches); on
+SQLite into the log with an entry in the sealer's queue. The event's digest (its public id) is computed
+here, before it is sealed (``audit.sealer`` gives it its place in the chain).
 """
 
 from __future__ import annotations
@@ -187,37 +189,30 @@ _COLUMNS = (
 )
 _JSON_COLUMNS = ("on_behalf_of", "context")
 
-# A batch: ids drawn from the events' sequence in one statement, then the events and their queue entries
-# each by COPY (three statements whatever the batch's size, and COPY is PostgreSQL's fastest way in).
+# On PostgreSQL events go into the intake (audit migration 0013): a table beside the log that its queries
+# see too, with only its primary key and no content constraint, from which the sealer moves them into the
+# log in batches. Elsewhere (SQLite) into the log itself, with an entry in the sealer's queue.
+#
+# A batch: ids drawn from the events' sequence in one statement, then the events by COPY (two statements
+# whatever the batch's size, and COPY is PostgreSQL's fastest way in).
 _PG_IDS = "SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) FROM generate_series(1, %s)"
-_PG_COPY_EVENTS = f"COPY audit_auditevent (id, {', '.join(_COLUMNS)}) FROM STDIN"
-_PG_COPY_PENDING = "COPY audit_pendingseal (event_id, digest, occurred_at) FROM STDIN"
+_PG_COPY_EVENTS = f"COPY audit_intake (id, {', '.join(_COLUMNS)}) FROM STDIN"
 
 # One event (every service change, every check): plain values, cheaper to send than one-element arrays.
 _PG_APPEND_ONE = f"""
-WITH e AS (
-    INSERT INTO audit_auditevent ({", ".join(_COLUMNS)})
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb)
-    RETURNING id, digest, occurred_at
-)
-INSERT INTO audit_pendingseal (event_id, digest, occurred_at)
-SELECT id, digest, occurred_at FROM e
-RETURNING event_id
+INSERT INTO audit_intake ({", ".join(_COLUMNS)})
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb)
+RETURNING id
 """  # noqa: S608 - formatted from constants only
 
 
 # The same, written only if a precondition (a query, formatted in) returns a row in the same snapshot.
 _PG_APPEND_IF = f"""
-WITH e AS (
-    INSERT INTO audit_auditevent ({", ".join(_COLUMNS)})
-    SELECT %s, %s, %s, %s::timestamptz, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb
-     WHERE EXISTS ({{precondition}})
-    RETURNING id, digest, occurred_at
-)
-INSERT INTO audit_pendingseal (event_id, digest, occurred_at)
-SELECT id, digest, occurred_at FROM e
-RETURNING event_id, digest
-"""  # noqa: S608 - formatted from constants only
+INSERT INTO audit_intake ({", ".join(_COLUMNS)})
+SELECT %s, %s, %s, %s::timestamptz, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb
+ WHERE EXISTS ({{precondition}})
+RETURNING id, digest
+"""
 
 
 class _Built:
@@ -393,7 +388,7 @@ def audit_append_if(
 
 
 def audit_append_many(events: Sequence[PendingEvent], *, returning: bool = True) -> list[AuditEvent]:
-    """Append a batch of events in a constant number of statements (three on PostgreSQL), in order.
+    """Append a batch of events in a constant number of statements (two on PostgreSQL), in order.
     For services that change many rows at once: sweeps, campaign launches, offboarding. With
     ``returning=False`` nothing comes back (an empty list) and no model instance is made: a large batch
     then costs its encoding, hashing and COPY only."""
@@ -439,9 +434,6 @@ def _insert_postgresql(built: list[_Built]) -> None:
         with cursor.copy(_PG_COPY_EVENTS) as copy:
             for b in built:
                 copy.write_row((b.pk, *b.values()))
-        with cursor.copy(_PG_COPY_PENDING) as copy:
-            for b in built:
-                copy.write_row((b.pk, b.fields["digest"], b.fields["occurred_at"]))
 
 
 # The action of a recorded chain verification; the audit page's badge reads the latest one.

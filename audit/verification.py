@@ -152,7 +152,7 @@ COLUMNS_CONSTRAINT = "audit_event_columns_match_content"
 COLUMNS_CONSTRAINT_DEF = (
     "CHECK (audit_columns_match_content((canonical)::jsonb, (action)::text, (actor_kind)::text, (actor_id)::text, "
     "(actor_label)::text, (target_type)::text, (target_id)::text, (target_label)::text, on_behalf_of, context, "
-    "occurred_at, (nonce)::text))"
+    "occurred_at, (nonce)::text)) NO INHERIT"
 )
 # As pg_get_functiondef renders it; {schema}: the function's schema, quoted as an identifier.
 COLUMNS_FUNCTION_DEF = """\
@@ -246,7 +246,8 @@ SELECT seq, prev_seq, problem FROM (
     ) s
     -- A lookup by primary key per seal, whatever the statistics say (OFFSET 0: never turned into a hash
     -- join over the whole log, which a fresh log's missing statistics can make the planner choose).
-    LEFT JOIN LATERAL (SELECT * FROM audit_auditevent WHERE id = s.event_id OFFSET 0) e ON true{parsed}
+    -- ONLY: a sealed event is in the log proper, which the columns constraint covers, never in the intake.
+    LEFT JOIN LATERAL (SELECT * FROM ONLY audit_auditevent WHERE id = s.event_id OFFSET 0) e ON true{parsed}
 ) checked
 WHERE problem IS NOT NULL
 ORDER BY seq
@@ -452,8 +453,8 @@ def _walk_is_split(start: int, head_seq: int) -> bool:
 # From a checkpoint only a few recent events are looked at: there one index probe each is cheaper, and
 # the planner is left to find it (a merge join would read every seal's index entry).
 _STRAY_SQL = """
-SELECT digest FROM audit_auditevent WHERE id = (
-    SELECT e.id FROM audit_auditevent e
+SELECT digest FROM ONLY audit_auditevent WHERE id = (
+    SELECT e.id FROM ONLY audit_auditevent e
     WHERE e.id > %(after)s
       AND NOT EXISTS (SELECT FROM audit_seal s WHERE s.event_id = e.id)
       AND NOT EXISTS (SELECT FROM audit_pendingseal q WHERE q.event_id = e.id)
@@ -514,8 +515,20 @@ def _unsealed(*, stray: str | None) -> int:
     ``_stray``), and not for longer than the bound."""
     if stray is not None:
         raise _Broken(None, "an event is neither sealed nor waiting to be (its queue entry removed?)", stray)
+    rejected = _rejected()
+    if rejected is not None:
+        digest, reason = rejected
+        raise _Broken(None, f"an event was recorded that cannot be sealed: {reason}", digest)
     pending = PendingSeal.objects.order_by("occurred_at")
     oldest = pending.values_list("digest", "occurred_at").first()
+    count = pending.count()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_INTAKE_SQL)
+            intake_count, intake_digest, intake_at = cursor.fetchone()
+        count += intake_count
+        if intake_at is not None and (oldest is None or intake_at < oldest[1]):
+            oldest = (intake_digest, intake_at)
     bound = settings.CUSTOS_AUDIT_MAX_SEAL_DELAY
     if oldest is not None and timezone.now() - oldest[1] > bound:
         raise _Broken(
@@ -523,7 +536,27 @@ def _unsealed(*, stray: str | None) -> int:
             f"an event has waited longer than {int(bound.total_seconds())} s to be sealed (is the sealer running?)",
             oldest[0],
         )
-    return pending.count()
+    return count
+
+
+# What the intake holds (audit migration 0013): how many, and the oldest by its time (the intake is small:
+# what was written since the sealer's last batch).
+_INTAKE_SQL = """
+SELECT (SELECT count(*) FROM audit_intake), o.digest, o.occurred_at
+FROM (SELECT 1) one LEFT JOIN LATERAL (
+    SELECT digest, occurred_at FROM audit_intake ORDER BY occurred_at, id LIMIT 1
+) o ON true
+"""
+
+
+def _rejected() -> tuple[str, str] | None:
+    """The first event the sealer set aside (``audit_rejected``): its digest and why."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT digest, reason FROM audit_rejected ORDER BY event_id LIMIT 1")
+        row = cursor.fetchone()
+    return (str(row[0]), str(row[1])) if row is not None else None
 
 
 @dataclass(frozen=True, slots=True)

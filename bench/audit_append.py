@@ -12,12 +12,9 @@ statements, persistent connection), and every event is its own transaction, as a
 - baseline: ``INSERT`` of the same row (its stored JSON content included) into a copy of the log's
             table (``LIKE audit_auditevent INCLUDING ALL``: same columns and indexes), without the chain;
 - audit:    ``audit.services.audit_append`` — canonical JSON and its digest in Python, then the
-            one statement that inserts the event and its entry in the sealer's queue.
-
-``--intake-prototype`` measures, in place of the audit phase, a design not in the product (yet): writers
-insert the event alone into an intake table with only a primary key (no content constraint, no secondary
-index, no queue row), and the sealer moves batches of them into the log, where the constraint is
-checked per batch, then seals them as usual (``docs/benchmarks.md``, "Audit append").
+            one statement that inserts the event into the log's intake (audit migration 0013: only a
+            primary key there; the sealer moves events into the log, where the constraint tying
+            columns to content checks them, a batch at a time).
 
 Both phases run in the same processes, one after the other, for the same time; the sealer
 (``audit.sealer.run``, its own process) seals throughout. The figures to watch: the audit/baseline ratio
@@ -52,24 +49,6 @@ INSERT INTO bench_plain_event (digest, canonical, nonce, occurred_at, actor_kind
                                on_behalf_of, action, target_type, target_id, target_label, context)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb)
 """
-
-
-# The intake prototype (--intake-prototype): the intake table beside the log, numbered from the log's
-# sequence, and the sealer's move from it into the log (the log's constraint checks each moved row).
-INTAKE_TABLE = (
-    "CREATE TABLE bench_intake (LIKE audit_auditevent INCLUDING DEFAULTS)",
-    "ALTER TABLE bench_intake ADD PRIMARY KEY (id)",
-    "ALTER TABLE bench_intake ALTER COLUMN id SET DEFAULT nextval(pg_get_serial_sequence('audit_auditevent', 'id'))",
-)
-INTAKE_MOVE = """
-WITH taken AS (
-    DELETE FROM bench_intake WHERE id IN (SELECT id FROM bench_intake ORDER BY id LIMIT %s) RETURNING *
-), moved AS (
-    INSERT INTO audit_auditevent SELECT * FROM taken RETURNING id, digest, occurred_at
-)
-INSERT INTO audit_pendingseal (event_id, digest, occurred_at) SELECT id, digest, occurred_at FROM moved
-"""
-INTAKE_BATCH = 2000
 
 
 def _setup_django(database_url: str) -> None:
@@ -146,33 +125,7 @@ def _worker(index: int, commands: Any, results: Any) -> None:
                 context=e["context"],
             )
 
-    from audit.services import _COLUMNS, PendingEvent
-    from audit.services import _event as built_event
-
-    into_intake = (
-        f"INSERT INTO bench_intake ({', '.join(_COLUMNS)}) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb) RETURNING id"
-    )
-
-    def intake(i: int) -> None:
-        # audit_append's work (the same content, digest and returned event), written to the intake instead.
-        e = _event(index, i)
-        pending = PendingEvent(
-            actor=Actor.system(e["actor_label"]),
-            action=e["action"],
-            target=Target(*e["target"]),
-            on_behalf_of=e["on_behalf_of"],
-            context=e["context"],
-        )
-        built = built_event(pending, timezone.now())
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(into_intake, built.values())
-            row = cursor.fetchone()
-        assert row is not None
-        built.saved(row[0])
-        assert built.event.pk is not None
-
-    phases = {"baseline": baseline, "audit": audit, "intake": intake}
+    phases = {"baseline": baseline, "audit": audit}
     results.put(("ready", index, 0))
     while True:
         command = commands.get()
@@ -198,25 +151,6 @@ def _seal(stop: Any) -> None:
     sealer.run(stop=stop)
 
 
-def _move_and_seal(stop: Any) -> None:
-    """The intake prototype's sealer: move a batch from the intake into the log, seal what is queued,
-    and wait the production sealing interval whenever a batch was not full."""
-    from django.conf import settings
-    from django.db import connection
-
-    from audit import sealer
-
-    idle = settings.CUSTOS_AUDIT_SEAL_INTERVAL.total_seconds()
-    while not stop.is_set():
-        with connection.cursor() as cursor:
-            cursor.execute(INTAKE_MOVE, [INTAKE_BATCH])
-            moved = cursor.rowcount
-        sealer.seal_pending()
-        if moved < INTAKE_BATCH:
-            time.sleep(idle)
-    connection.close()
-
-
 def _last_event_id() -> int:
     from audit.models import AuditEvent
 
@@ -225,20 +159,11 @@ def _last_event_id() -> int:
 
 def _sealing_delays(*, after_id: int) -> list[float]:
     """Seconds from each event of the last phase being recorded to its seal (waiting for the last ones)."""
-    from audit.models import PendingSeal, Seal
-
-    from django.db import connection
-
-    def waiting() -> bool:
-        if PendingSeal.objects.filter(event_id__gt=after_id).exists():
-            return True
-        with connection.cursor() as cursor:  # the intake prototype's events not moved yet
-            cursor.execute("SELECT EXISTS (SELECT 1 FROM bench_intake)")
-            row = cursor.fetchone()
-        return bool(row and row[0])
+    from audit import sealer
+    from audit.models import Seal
 
     deadline = time.monotonic() + 30
-    while waiting() and time.monotonic() < deadline:
+    while sealer.anything_queued() and time.monotonic() < deadline:
         time.sleep(0.05)
     rows = Seal.objects.filter(event_id__gt=after_id).values_list("sealed_at", "event__occurred_at")
     return [(sealed - occurred).total_seconds() for sealed, occurred in rows]
@@ -248,11 +173,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=1.5, help="length of each measured phase (default 1.5)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds over all writer counts; medians reported")
-    parser.add_argument(
-        "--intake-prototype",
-        action="store_true",
-        help="measure the intake design (module docstring) in place of audit_append",
-    )
     args = parser.parse_args()
 
     url = scratch_db.server_url()
@@ -271,8 +191,6 @@ def main() -> None:
         call_command("migrate", "audit", verbosity=0)
         with connection.cursor() as cursor:
             cursor.execute(BASELINE_TABLE)
-            for statement in INTAKE_TABLE:
-                cursor.execute(statement)
         connection.close()
 
         commands = [ctx.Queue() for _ in range(max(WRITER_COUNTS))]
@@ -285,8 +203,7 @@ def main() -> None:
         for _ in workers:
             results.get(timeout=120)
         stop_sealing = ctx.Event()
-        sealing = _move_and_seal if args.intake_prototype else _seal
-        sealer_process = ctx.Process(target=sealing, args=(stop_sealing,), daemon=True)
+        sealer_process = ctx.Process(target=_seal, args=(stop_sealing,), daemon=True)
         sealer_process.start()
         ready_after = time.monotonic() - began
 
@@ -299,8 +216,7 @@ def main() -> None:
 
         # Warm up every connection (prepared statements, caches) before measuring.
         run("baseline", len(workers), 0.3)
-        measured_phase = "intake" if args.intake_prototype else "audit"
-        run(measured_phase, len(workers), 0.3)
+        run("audit", len(workers), 0.3)
 
         # Rounds over all writer counts, baseline and audit back to back in each: on a shared machine
         # the ratio of two phases measured seconds apart is steadier than either rate.
@@ -310,27 +226,23 @@ def main() -> None:
             for writers in WRITER_COUNTS:
                 base = run("baseline", writers, args.seconds)
                 started = _last_event_id()
-                chained = run(measured_phase, writers, args.seconds)
+                chained = run("audit", writers, args.seconds)
                 measured[writers].append((base, chained))
                 delays[writers] += _sealing_delays(after_id=started)
 
         stop_sealing.set()
         sealer_process.join(timeout=30)
         from audit import sealer
-        from audit.models import PendingSeal
         from audit.verification import verify_chain
 
-        with connection.cursor() as cursor:  # anything the intake prototype left unmoved
-            cursor.execute(INTAKE_MOVE, [2**31 - 1])
         sealer.seal_pending()
         result = verify_chain()
-        unsealed = PendingSeal.objects.count()
+        unsealed = result.pending
         connection.close()
 
         audit_one = median(a for _, a in measured[1])
         print(
-            f"audit append{' (INTAKE PROTOTYPE, not the product)' if args.intake_prototype else ''}: "
-            f"{args.rounds} round(s) x {args.seconds:g} s per phase, one transaction per event; "
+            f"audit append: {args.rounds} round(s) x {args.seconds:g} s per phase, one transaction per event; "
             "medians over rounds"
         )
         header = ("writers", "baseline ev/s", "audit ev/s", "audit/baseline", "audit vs 1 writer")

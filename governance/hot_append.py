@@ -265,14 +265,9 @@ def _batch_sql(rows: int) -> bytes:
     picked = ", ".join(f"r.{name}{_CASTS.get(name, '')}" for name in _PARAMETERS)
     condition = _PRECONDITION.replace("%s", "r.state_version::bigint")
     return f"""
-WITH e AS (
-    INSERT INTO audit_auditevent ({columns})
-    SELECT {picked} FROM (VALUES {values}) AS r({columns}, state_version)
-     WHERE EXISTS ({condition})
-    RETURNING id, digest, occurred_at
-)
-INSERT INTO audit_pendingseal (event_id, digest, occurred_at)
-SELECT id, digest, occurred_at FROM e
+INSERT INTO audit_intake ({columns})
+SELECT {picked} FROM (VALUES {values}) AS r({columns}, state_version)
+ WHERE EXISTS ({condition})
 RETURNING digest
 """.encode()  # noqa: S608 - formatted from constants only
 

@@ -6,7 +6,7 @@ half-done; the next sweep takes the rows again).
 
 On PostgreSQL a batch is one statement (one per level of a delegation cascade): it claims its rows
 ``FOR UPDATE SKIP LOCKED`` (two sweepers never wait for each other and never take the same row) and, in
-data-modifying CTEs, inserts their events and the sealer's queue entries, each event's canonical content,
+data-modifying CTEs, inserts their events into the log's intake, each event's canonical content,
 digest and nonce computed by the database (``_PG_CLAIM_AND_RECORD``). The events all have one fixed shape,
 so ``audit.hashing.SqlCanonical`` encodes the document once per batch in Python, by the same code as every
 other event, and the database only fills in the id, the expiry and the nonce (ASCII the encoder would
@@ -261,7 +261,7 @@ def _cascade(claimed: list[Claimed]) -> list[Claimed]:
 
 
 # One batch on PostgreSQL, in one statement: claim the rows (as ``_claim_postgresql``), then, from what the
-# claim returns, the events and their queue entries (as ``audit_append_many`` writes them). Every part
+# claim returns, the events, into the log's intake (as ``audit_append_many`` writes them). Every part
 # commits or rolls back with the claim. The nonce's subquery (``r``) is evaluated once per row, not
 # inlined (it calls a volatile function), so the nonce column and the canonical text share one value;
 # ``e`` is materialised so the canonical text is built once per row.
@@ -284,15 +284,11 @@ e AS MATERIALIZED (
     ) AS r
 ),
 events AS (
-    INSERT INTO audit_auditevent (digest, canonical, nonce, occurred_at, actor_kind, actor_id, actor_label,
-                                  on_behalf_of, action, target_type, target_id, target_label, context)
+    INSERT INTO audit_intake (digest, canonical, nonce, occurred_at, actor_kind, actor_id, actor_label,
+                              on_behalf_of, action, target_type, target_id, target_label, context)
     SELECT encode(sha256(convert_to(canonical, 'UTF8')), 'hex'), canonical, nonce, %s::timestamptz, %s, %s, %s,
            '[]'::jsonb, %s, %s, id::text, '', {context}
       FROM e ORDER BY e.id
-    RETURNING id, digest, occurred_at
-),
-queued AS (
-    INSERT INTO audit_pendingseal (event_id, digest, occurred_at) SELECT id, digest, occurred_at FROM events
 )
 SELECT id, cascade_from FROM e
 """

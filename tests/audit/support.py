@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
@@ -127,7 +128,14 @@ def is_superuser(cursor: Any) -> bool:
 
 
 # The constraint and its function as the latest migration to make them left them.
-COLUMNS = importlib.import_module("audit.migrations.0012_columns_match_content_plpgsql")
+# The constraint tying events' columns to their content as the migrations leave it: 0012's function,
+# added to the log proper only (NO INHERIT, 0013): FORWARD is the function, then the constraint dropped,
+# added NOT VALID and validated.
+_PLPGSQL = importlib.import_module("audit.migrations.0012_columns_match_content_plpgsql")
+_INTAKE = importlib.import_module("audit.migrations.0013_intake")
+COLUMNS = SimpleNamespace(
+    CONSTRAINT=_INTAKE.CONSTRAINT, FUNCTION=_PLPGSQL.FUNCTION, FORWARD=[_PLPGSQL.FUNCTION, *_INTAKE.FORWARD[:3]]
+)
 
 # Set when committed tampering left the constraint tying events' columns to their content not valid;
 # the next audit test puts it back (tests/audit/conftest.py), once the flush has emptied the log.
@@ -191,3 +199,55 @@ def superuser_connection() -> Iterator[psycopg.Connection[Any]]:
 def run_sql(statements: Sequence[tuple[str, Sequence[Any]]], cursor: Any) -> None:
     for sql, params in statements:
         cursor.execute(sql, params)
+
+
+# --- What waits for its seal ------------------------------------------------------------------------------
+# On PostgreSQL an event waits in the intake (audit migration 0013), on SQLite as an entry in the queue;
+# events written before 0013 (or by hand) wait in the queue on PostgreSQL too.
+
+
+def queued_ids() -> list[int]:
+    """The ids of the events waiting for their seal, wherever they wait."""
+    from audit.models import PendingSeal
+
+    ids = list(PendingSeal.objects.values_list("event_id", flat=True))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM audit_intake")
+            ids += [row[0] for row in cursor.fetchall()]
+    return sorted(ids)
+
+
+@contextmanager
+def held_back(event: Any) -> Iterator[None]:
+    """``event`` invisible to the sealer for a while, as if its transaction had not committed yet: taken
+    out of the intake (or the queue) and put back as it was."""
+    from audit.models import PendingSeal
+
+    if connection.vendor != "postgresql":
+        PendingSeal.objects.filter(event_id=event.pk).delete()
+        yield
+        PendingSeal.objects.create(event_id=event.pk, digest=event.digest, occurred_at=event.occurred_at)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE held_back AS SELECT * FROM audit_intake WHERE id = %s", [event.pk])
+        cursor.execute("DELETE FROM audit_intake WHERE id = %s", [event.pk])
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO audit_intake SELECT * FROM held_back")
+        cursor.execute("DROP TABLE held_back")
+
+
+# An event left neither sealed nor waiting, as a database superuser could leave it: its queue entry
+# removed, or (PostgreSQL) moved from the intake into the log without being sealed. Parameters: the
+# event's id, twice.
+UNQUEUE_SQL = """
+WITH unqueued AS (DELETE FROM audit_pendingseal WHERE event_id = %s),
+     taken AS (DELETE FROM audit_intake WHERE id = %s RETURNING *)
+INSERT INTO audit_auditevent SELECT * FROM taken
+"""
+
+
+def make_stray(event: Any) -> None:
+    with bypassing_triggers() as cursor:
+        cursor.execute(UNQUEUE_SQL, [event.pk, event.pk])

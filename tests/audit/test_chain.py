@@ -22,10 +22,10 @@ from django.utils import timezone
 
 from audit import sealer, verification
 from audit.hashing import canonical, chain_hash, content_document, digest_of, event_digest, event_document
-from audit.models import GENESIS_HASH, AuditEvent, ChainHead, PendingSeal, Seal
+from audit.models import GENESIS_HASH, AuditEvent, ChainHead, Seal
 from audit.services import Actor, PendingEvent, Target, audit_append, audit_append_many
 from audit.verification import VerifyResult, verify_chain
-from tests.audit.support import bypassing_triggers, manage, superuser_connection
+from tests.audit.support import bypassing_triggers, held_back, make_stray, manage, queued_ids, superuser_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -101,7 +101,7 @@ def test_appends_are_sealed_into_one_linear_chain_in_order(events: list[AuditEve
     assert len({s.hash for s in seals}) == N
     head = ChainHead.objects.get()
     assert (head.seq, head.hash) == (N, seals[-1].hash)
-    assert not PendingSeal.objects.exists()
+    assert not queued_ids()
 
 
 def test_each_digest_and_hash_is_the_documented_computation_over_the_stored_content(events: list[AuditEvent]) -> None:
@@ -124,7 +124,7 @@ def test_two_identical_events_in_the_same_instant_have_distinct_ids() -> None:
 def test_an_event_is_recorded_at_once_and_sealed_later() -> None:
     event = audit_append(actor=Actor.system(), action="recorded")
     stored = AuditEvent.objects.select_related("seal").get(digest=event.digest)
-    assert stored.seq is None and PendingSeal.objects.filter(event_id=event.pk).exists()
+    assert stored.seq is None and queued_ids() == [event.pk]
     result = verify_chain()
     assert (result.ok, result.checked, result.pending) == (True, 0, 1)
     sealer.seal_pending()
@@ -161,8 +161,8 @@ def test_a_bulk_append_is_a_constant_number_of_statements_and_seals_in_its_order
             audit_append_many(batch)
         return [q["sql"].split()[0] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
 
-    # The ids, the events, their queue entries: three statements for five events or five hundred.
-    assert statements(5) == statements(500) == ["SELECT", "COPY", "COPY"]
+    # The ids, then the events into the intake: two statements for five events or five hundred.
+    assert statements(5) == statements(500) == ["SELECT", "COPY"]
     written = list(AuditEvent.objects.order_by("id"))
     assert [e.context["i"] for e in written] == [*range(5), *range(500)]
     assert sealer.seal_pending(batch=200) == 505
@@ -221,9 +221,8 @@ def test_an_event_committed_late_is_sealed_after_those_already_sealed(events: li
     late, _early = audit_append_many(
         [PendingEvent(actor=Actor.system(), action="late"), PendingEvent(actor=Actor.system(), action="early")]
     )
-    PendingSeal.objects.filter(event_id=late.pk).delete()  # as if its transaction had not committed yet
-    assert sealer.seal_pending() == 1
-    PendingSeal.objects.create(event_id=late.pk, digest=late.digest, occurred_at=late.occurred_at)
+    with held_back(late):  # as if its transaction had not committed yet
+        assert sealer.seal_pending() == 1
     assert sealer.seal_pending() == 1
     assert [event_at(N + 1).action, event_at(N + 2).action] == ["early", "late"]
     assert verify_chain().ok
@@ -240,8 +239,7 @@ def test_an_unsealed_event_older_than_the_bound_fails_verification(settings: Any
 
 def test_an_event_that_is_neither_sealed_nor_queued_fails_verification(events: list[AuditEvent]) -> None:
     stray = audit_append(actor=Actor.system(), action="dropped")
-    with bypassing_triggers() as cursor:
-        cursor.execute("DELETE FROM audit_pendingseal WHERE event_id = %s", [stray.pk])
+    make_stray(stray)
     result = verify_chain()
     assert not result.ok and "neither sealed nor waiting" in result.problem
     assert result.first_bad_event == stray.digest

@@ -18,7 +18,7 @@ import pytest
 from django.db import connection
 
 from audit import sealer
-from audit.models import AuditEvent, PendingSeal, Seal
+from audit.models import AuditEvent, Seal
 from audit.services import Actor, PendingEvent, audit_append_many
 from audit.verification import verify_chain
 from governance.models import Delegation, DelegationStatus
@@ -34,7 +34,7 @@ def assert_one_linear_chain(expected_events: int) -> list[Seal]:
     for before, after in itertools.pairwise(seals):
         assert after.prev_hash == before.hash, f"fork at #{after.seq}"
     assert len(seals) == expected_events == AuditEvent.objects.count(), "an event sealed twice or not at all"
-    assert not PendingSeal.objects.exists()
+    assert not sealer.anything_queued()
     result = verify_chain()
     assert result.ok, result
     assert result.checked == expected_events
@@ -88,7 +88,7 @@ def test_appends_from_several_processes_are_sealed_exactly_once_in_visibility_or
                 for n in range(writers)
             )
         )
-        wait_until(lambda: not PendingSeal.objects.exists())
+        wait_until(lambda: not sealer.anything_queued())
     finally:
         stop(running)
 
@@ -117,7 +117,7 @@ def test_verify_while_processes_append_and_seal_never_reports_a_false_break() ->
                 assert result.ok, result
                 verifications += 1
             writers.collect()
-        wait_until(lambda: not PendingSeal.objects.exists())
+        wait_until(lambda: not sealer.anything_queued())
     finally:
         stop(running)
     assert verifications >= 3
@@ -154,8 +154,8 @@ def test_a_sealer_killed_mid_batch_leaves_no_gap_duplicate_or_fork() -> None:
     killed_mid_batch = 0
     for _ in range(3):
         running = sealer_process()
-        wait_until(lambda pid=running.pid: _backend_busy(pid) or not PendingSeal.objects.exists())
-        if PendingSeal.objects.exists():
+        wait_until(lambda pid=running.pid: _backend_busy(pid) or not sealer.anything_queued())
+        if sealer.anything_queued():
             os.kill(running.pid, signal.SIGKILL)
             killed_mid_batch += 1
         running.wait()
@@ -177,12 +177,12 @@ def test_a_second_sealer_stands_by_and_seals_nothing() -> None:
         time.sleep(0.5)
         assert _holds_sealer_lock(first.pid) and not _holds_sealer_lock(second.pid)
         audit_append_many([PendingEvent(actor=Actor.system(), action="while two run") for _ in range(50)])
-        wait_until(lambda: not PendingSeal.objects.exists())
+        wait_until(lambda: not sealer.anything_queued())
         # The standby takes over once the first is gone.
         stop(first)
         wait_until(lambda: _holds_sealer_lock(second.pid), timeout=30)
         audit_append_many([PendingEvent(actor=Actor.system(), action="after the failover") for _ in range(50)])
-        wait_until(lambda: not PendingSeal.objects.exists())
+        wait_until(lambda: not sealer.anything_queued())
     finally:
         stop(first)
         stop(second)

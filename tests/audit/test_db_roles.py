@@ -16,9 +16,9 @@ from django.core.management import call_command
 from django.db import connection
 
 from audit import sealer
-from audit.models import PendingSeal, Seal
+from audit.models import Seal
 from audit.services import Actor, audit_append
-from tests.audit.support import REPO, subprocess_env
+from tests.audit.support import REPO, queued_ids, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -58,13 +58,11 @@ def test_the_application_may_add_to_the_log_and_never_change_it(roles: tuple[str
     event = audit_append(actor=Actor.system(), action="before")
     sealer.seal_pending()
     with connect_as(app) as conn:
-        # What the application does: append (event and queue entry), read.
+        # What the application does: append (into the intake), read (the intake's events with the log's).
         conn.execute(
-            "WITH e AS (INSERT INTO audit_auditevent (digest, canonical, nonce, occurred_at, actor_kind, actor_id, "
+            "INSERT INTO audit_intake (digest, canonical, nonce, occurred_at, actor_kind, actor_id, "
             "actor_label, on_behalf_of, action, target_type, target_id, target_label, context) VALUES "
-            "(%s, '{}', '', now(), 'system', '', 'x', '[]', 'app.write', '', '', '', '{}') "
-            "RETURNING id, digest, occurred_at) "
-            "INSERT INTO audit_pendingseal SELECT id, digest, occurred_at FROM e",
+            "(%s, '{}', '', now(), 'system', '', 'x', '[]', 'app.write', '', '', '', '{}')",
             ["f" * 64],
         )
         assert conn.execute("SELECT count(*) FROM audit_auditevent").fetchone() == (2,)
@@ -74,6 +72,16 @@ def test_the_application_may_add_to_the_log_and_never_change_it(roles: tuple[str
             "DELETE FROM audit_auditevent",
             "TRUNCATE audit_auditevent",
             "ALTER TABLE audit_auditevent DISABLE TRIGGER ALL",
+            # The log proper is the sealer's to write (it moves events there): not even an insert.
+            "INSERT INTO audit_auditevent (digest, canonical, nonce, occurred_at, actor_kind, actor_id, actor_label, "
+            "on_behalf_of, action, target_type, target_id, target_label, context) VALUES "
+            "('d', '{}', '', now(), 'system', '', 'x', '[]', 'forged', '', '', '', '{}')",
+            "UPDATE audit_intake SET action = 'rewritten'",
+            "DELETE FROM audit_intake",
+            "TRUNCATE audit_intake",
+            "INSERT INTO audit_rejected (event_id, digest, reason, event, rejected_at) VALUES (1, 'd', 'r', '{}', now())",
+            "SELECT * FROM audit_move_intake(10, now(), true)",
+            "SELECT audit_reject_unparsable(10, now())",
             "INSERT INTO audit_seal (seq, event_id, prev_hash, hash, sealed_at) VALUES (99, 1, 'x', 'y', now())",
             "DELETE FROM audit_seal",
             "UPDATE audit_chainhead SET seq = 0",
@@ -84,7 +92,7 @@ def test_the_application_may_add_to_the_log_and_never_change_it(roles: tuple[str
             message = refused(conn, sql)
             assert "permission denied" in message or "must be owner" in message, (sql, message)
     assert Seal.objects.get(seq=1).event.digest == event.digest
-    assert PendingSeal.objects.count() == 1, "the application's event still waits for the sealer"
+    assert len(queued_ids()) == 1, "the application's event still waits for the sealer"
 
 
 def test_the_sealer_may_seal_and_do_nothing_else(roles: tuple[str, str]) -> None:
@@ -103,7 +111,7 @@ def test_the_sealer_may_seal_and_do_nothing_else(roles: tuple[str, str]) -> None
         check=False,
     )
     assert run.returncode == 0 and "sealed 5 events" in run.stdout, run.stderr
-    assert Seal.objects.count() == 5 and not PendingSeal.objects.exists()
+    assert Seal.objects.count() == 5 and not queued_ids()
     with connect_as(sealer_role) as conn:
         for sql in (
             "SELECT count(*) FROM governance_agent",
@@ -112,6 +120,11 @@ def test_the_sealer_may_seal_and_do_nothing_else(roles: tuple[str, str]) -> None
             "on_behalf_of, action, target_type, target_id, target_label, context) VALUES "
             "('e', '{}', '', now(), 'system', '', 'x', '[]', 'forged', '', '', '', '{}')",
             "UPDATE audit_auditevent SET action = 'rewritten'",
+            "INSERT INTO audit_intake (digest, canonical, nonce, occurred_at, actor_kind, actor_id, actor_label, "
+            "on_behalf_of, action, target_type, target_id, target_label, context) VALUES "
+            "('e', '{}', '', now(), 'system', '', 'x', '[]', 'forged', '', '', '', '{}')",
+            "DELETE FROM audit_intake",
+            "INSERT INTO audit_rejected (event_id, digest, reason, event, rejected_at) VALUES (1, 'e', 'r', '{}', now())",
             "DELETE FROM audit_seal",
             "UPDATE audit_seal SET hash = 'x'",
             "TRUNCATE audit_seal",

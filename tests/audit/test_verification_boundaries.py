@@ -15,16 +15,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit import checkpoints, sealer, verification
 from audit.hashing import chain_hash
-from audit.models import GENESIS_HASH, AuditEvent, ChainHead, PendingSeal, Seal
+from audit.models import GENESIS_HASH, AuditEvent, ChainHead, Seal
 from audit.services import VERIFY_ACTION, Actor, audit_append
 from audit.verification import COLUMNS_PROBLEM, RecordedVerification, VerifyResult, verify_chain
-from tests.audit.support import bypassing_triggers, use_checkpoint_directory
+from tests.audit.support import UNQUEUE_SQL, bypassing_triggers, use_checkpoint_directory
 
 pytestmark = pytest.mark.django_db
 
@@ -153,7 +154,7 @@ def test_seals_added_since_the_head_was_read_are_left_for_the_next_run(log: list
 def test_an_event_neither_sealed_nor_queued_is_named_by_its_digest(log: list[AuditEvent]) -> None:
     stray = audit_append(actor=Actor.system(), action="dropped")
     audit_append(actor=Actor.system(), action="queued")
-    tamper(("DELETE FROM audit_pendingseal WHERE event_id = %s", [stray.pk]))
+    tamper((UNQUEUE_SQL, [stray.pk, stray.pk]))
     problem = "an event is neither sealed nor waiting to be (its queue entry removed?)"
     assert verify_chain() == bad(N, N, None, problem, first_bad_event=stray.digest)
 
@@ -166,7 +167,7 @@ def uncommitted_stray() -> AuditEvent:
     stray = audit_append(actor=Actor.system(), action="dropped")
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
-        cursor.execute("DELETE FROM audit_pendingseal WHERE event_id = %s", [stray.pk])
+        cursor.execute(UNQUEUE_SQL, [stray.pk, stray.pk])
         cursor.execute("SET LOCAL session_replication_role = origin")
     return stray
 
@@ -178,7 +179,7 @@ def test_a_walk_not_split_searches_for_strays_in_the_callers_connection(uncommit
 
 def test_incrementally_a_stray_event_before_the_checkpoint_is_left_to_the_full_run(log: list[AuditEvent]) -> None:
     stray = audit_append(actor=Actor.system(), action="dropped")
-    tamper(("DELETE FROM audit_pendingseal WHERE event_id = %s", [stray.pk]))
+    tamper((UNQUEUE_SQL, [stray.pk, stray.pk]))
     grow(2)
     checkpoints.checkpoint_now()
     assert verify_chain(full=False) == good(0, N + 2, verified_from=N + 2, checkpoints=2)
@@ -190,23 +191,30 @@ def test_incrementally_a_stray_event_before_the_checkpoint_is_left_to_the_full_r
 def test_the_stray_search_from_a_checkpoint_looks_only_past_its_event(
     vendor: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def stray_from(since_seq: int) -> str | None:
-        # Elsewhere than PostgreSQL the search is the ORM's (the vendor decides; the ORM still runs here).
+    def as_vendor(call: Any, *args: Any) -> Any:
+        # Elsewhere than PostgreSQL the search is the ORM's, and events wait in the queue, not an intake
+        # (the vendor decides; the ORM still runs here).
         with monkeypatch.context() as patched:
             patched.setattr(connection, "vendor", vendor)
-            return verification._stray(since_seq)
+            return call(*args)
 
-    stray = audit_append(actor=Actor.system(), action="dropped")
-    tamper(("DELETE FROM audit_pendingseal WHERE event_id = %s", [stray.pk]))
+    def stray_from(since_seq: int) -> str | None:
+        return as_vendor(verification._stray, since_seq)
+
+    def append(action: str) -> AuditEvent:
+        return as_vendor(lambda: audit_append(actor=Actor.system(), action=action))
+
+    stray = append("dropped")
+    tamper((UNQUEUE_SQL, [stray.pk, stray.pk]))
     grow(2)
-    audit_append(actor=Actor.system(), action="queued")  # unsealed, but waiting: not a stray
+    append("queued")  # unsealed, but waiting: not a stray
     assert stray_from(0) == stray.digest
     assert stray_from(1) is None  # #1's event came after the stray one
-    later = audit_append(actor=Actor.system(), action="dropped later")
-    tamper(("DELETE FROM audit_pendingseal WHERE event_id = %s", [later.pk]))
+    later = append("dropped later")
+    tamper((UNQUEUE_SQL, [later.pk, later.pk]))
     assert stray_from(2) == later.digest
     assert stray_from(5) == stray.digest  # no seal #5: from the first event
-    audit_append(actor=Actor.system(), action="queued")
+    append("queued")
     assert stray_from(2) == later.digest  # the first stray past #2's event, not the newest event
 
 
@@ -244,26 +252,32 @@ def test_a_setting_set_locally_returns_what_it_was() -> None:
 
 def test_an_event_waiting_longer_than_the_bound_is_named_the_oldest_first(log: Any, settings: Any) -> None:
     settings.CUSTOS_AUDIT_MAX_SEAL_DELAY = dt.timedelta(seconds=60)
-    first = audit_append(actor=Actor.system(), action="waiting")
-    second = audit_append(actor=Actor.system(), action="waiting longer")
     now = timezone.now()
-    PendingSeal.objects.filter(event_id=first.pk).update(occurred_at=now - dt.timedelta(seconds=50))
-    PendingSeal.objects.filter(event_id=second.pk).update(occurred_at=now - dt.timedelta(seconds=55))
-    assert verify_chain() == good(N, N, pending=2)
-    PendingSeal.objects.filter(event_id=second.pk).update(occurred_at=now - dt.timedelta(seconds=70))
+
+    def waiting(action: str, ago: float) -> AuditEvent:
+        with time_machine.travel(now - dt.timedelta(seconds=ago), tick=False):
+            return audit_append(actor=Actor.system(), action=action)
+
+    first, second = waiting("waiting", 50), waiting("waiting longer", 55)
+    with time_machine.travel(now, tick=False):
+        assert verify_chain() == good(N, N, pending=2)
+    third = waiting("waiting longest", 70)
     problem = "an event has waited longer than 60 s to be sealed (is the sealer running?)"
-    assert verify_chain() == bad(N, N, None, problem, first_bad_event=second.digest)
+    with time_machine.travel(now, tick=False):
+        assert verify_chain() == bad(N, N, None, problem, first_bad_event=third.digest)
+    assert first.pk < second.pk < third.pk  # the oldest by its time, not the first by id
 
 
 def test_an_event_waiting_exactly_the_bound_is_still_in_time(log: Any, settings: Any, monkeypatch: Any) -> None:
     settings.CUSTOS_AUDIT_MAX_SEAL_DELAY = dt.timedelta(seconds=60)
     now = timezone.now()
     monkeypatch.setattr(verification, "timezone", SimpleNamespace(now=lambda: now))
-    waiting = audit_append(actor=Actor.system(), action="waiting")
-    PendingSeal.objects.filter(event_id=waiting.pk).update(occurred_at=now - dt.timedelta(seconds=60))
+    with time_machine.travel(now - dt.timedelta(seconds=60), tick=False):
+        in_time = audit_append(actor=Actor.system(), action="waiting")
     assert verify_chain() == good(N, N, pending=1)
-    PendingSeal.objects.filter(event_id=waiting.pk).update(occurred_at=now - dt.timedelta(seconds=60, microseconds=1))
-    assert verify_chain().first_bad_event == waiting.digest
+    with time_machine.travel(now - dt.timedelta(seconds=60, microseconds=1), tick=False):
+        late = audit_append(actor=Actor.system(), action="waiting")
+    assert verify_chain().first_bad_event == late.digest != in_time.digest
 
 
 # --- The walk -------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from audit import checkpoints, sealer, verification
 from audit.models import AuditEvent
 from audit.services import Actor, audit_append
 from audit.verification import VerifyResult, verify_chain
-from tests.audit.support import superuser_connection, use_checkpoint_directory
+from tests.audit.support import UNQUEUE_SQL, superuser_connection, use_checkpoint_directory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +40,7 @@ def stray() -> AuditEvent:
     """An event whose queue entry a superuser removed: neither sealed nor waiting to be."""
     event = audit_append(actor=Actor.system(), action="dropped")
     with superuser_connection() as conn:
-        conn.execute("DELETE FROM audit_pendingseal WHERE event_id = %s", [event.pk])
+        conn.execute(UNQUEUE_SQL, [event.pk, event.pk])
     return event
 
 
