@@ -32,8 +32,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -159,18 +160,40 @@ def audit_head() -> int:
     return int(AuditEvent.objects.aggregate(last=Max("id"))["last"] or 0)
 
 
-def events_per_commit(first: int, last: int) -> float:
-    """Events per transaction among events ``first`` < id <= ``last``, by the inserting transaction of each
-    row (``xmin``): how many checks each commit carried (group commit in a threaded worker)."""
-    from django.db import connection
+class CommitSampler:
+    """Decisions per commit while a load runs: every 0.1 s, the events waiting in the log's intake (audit
+    migration 0013) counted against their inserting transactions (``xmin``), summed over the samples.
+    Read before the sealer moves them: in the log proper their ``xmin`` is the sealer's batch."""
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*), count(DISTINCT xmin::text) FROM audit_auditevent WHERE id > %s AND id <= %s",
-            [first, last],
-        )
-        events, commits = cursor.fetchone()
-    return events / commits if commits else 0.0
+    def __init__(self) -> None:
+        self.events = self.commits = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="commit-sampler", daemon=True)
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop.wait(0.1):
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT count(*), count(DISTINCT xmin::text) FROM audit_intake")
+                    events, commits = cursor.fetchone()
+                self.events += events
+                self.commits += commits
+        finally:
+            connection.close()  # this thread's
+
+    def __enter__(self) -> CommitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    @property
+    def per_commit(self) -> float:
+        return self.events / self.commits if self.commits else 0.0
 
 
 def audit_actions_since(event_id: int) -> dict[str, int]:
@@ -261,9 +284,9 @@ def run_wrk(target: Target, *, connections: int, duration: int, env: dict[str, s
     if target.script is not None:
         cmd += ["-s", str(target.script)]
     cmd.append(target.url)
-    first = audit_head() if target.name == "check" else 0
     before, busy = target.cpu(), machine_busy_us()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 30, check=True)
+    with CommitSampler() if target.name == "check" else nullcontext() as sampler:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 30, check=True)
     after, busy = target.cpu(), machine_busy_us() - busy
     result = parse_wrk(out.stdout, endpoint=target.name, connections=connections, round_no=round_no)
     if result.requests:
@@ -271,8 +294,8 @@ def run_wrk(target: Target, *, connections: int, duration: int, env: dict[str, s
         result.db_cpu_us = (after[1] - before[1]) / result.requests
         result.sealer_cpu_us = (after[2] - before[2]) / result.requests
         result.machine_cpu_us = busy / result.requests
-    if target.name == "check":
-        result.events_from, result.events_to = first, audit_head()
+    if sampler is not None:
+        result.per_commit = sampler.per_commit
     return result
 
 
@@ -513,9 +536,7 @@ def main() -> int:
         f"whole machine's busy CPU per request at 16 connections (wrk, kernel and background work included): "
         f"health {machine['health']} ms, check {machine['check']} ms, Cerbos {machine['cerbos']} ms"
     )
-    batched = [
-        events_per_commit(r.events_from, r.events_to) for r in results if r.endpoint == "check" and r.connections == 16
-    ]
+    batched = [r.per_commit for r in results if r.endpoint == "check" and r.connections == 16]
     print(f"check decisions per commit at 16 connections: {', '.join(f'{x:.2f}' for x in batched)} (per round)")
     counted = sum(r.requests for r in [*warm, *results] if r.endpoint == "check") + 1  # + the curl check
     print(

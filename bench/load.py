@@ -50,9 +50,8 @@ class WrkResult:
     # The whole machine's busy CPU per answered request (wrk, the kernel's network work and PostgreSQL's
     # background processes included): what the endpoints compete for on a saturated box.
     machine_cpu_us: float = 0.0
-    # The check's audit events recorded during the run: ids after ``events_from`` up to ``events_to``.
-    events_from: int = 0
-    events_to: int = 0
+    # The check's decisions per commit during the run, read from its events while they wait in the intake.
+    per_commit: float = 0.0
 
 
 # --- The server under test -----------------------------------------------------------------
