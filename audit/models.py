@@ -2,12 +2,16 @@
 
 Writing and sealing are separate, so writers never wait on the chain:
 
-- a writer inserts its ``AuditEvent`` (with the content digest that is also the event's public id) and a
-  ``PendingSeal`` row naming it, in its own transaction: the event is durable when the change it records
-  commits, and vanishes with it otherwise;
-- one sealer at a time (``audit.sealer``) takes the pending events in batches, in the order they became
-  visible, gives each a ``Seal`` (its sequence number, the previous seal's hash and its own hash over
-  ``seq|prev_hash|digest``) and moves the ``ChainHead`` on, all in one transaction;
+- a writer inserts its event (with the content digest that is also the event's public id) in its own
+  transaction: the event is durable when the change it records commits, and vanishes with it otherwise.
+  On PostgreSQL it goes into ``audit_intake`` (migration 0013), a table that inherits this model's, so
+  every query of ``AuditEvent`` sees it at once, but has none of its indexes or checks; on SQLite into
+  the log itself with a ``PendingSeal`` row naming it;
+- one sealer at a time (``audit.sealer``) takes the waiting events in batches, in the order they became
+  visible, moves each from the intake into the log proper (where the constraint tying its columns to its
+  content checks it; what the log refuses is set aside in ``audit_rejected``), gives each a ``Seal`` (its
+  sequence number, the previous seal's hash and its own hash over ``seq|prev_hash|digest``) and moves
+  the ``ChainHead`` on, all in one transaction;
 - signed ``Checkpoint``s of the head, kept in the database and outside it, make a truncated or rewritten
   tail detectable even by someone who owns the database.
 
@@ -115,8 +119,9 @@ class Seal(models.Model):
 
 
 class PendingSeal(models.Model):
-    """The sealer's queue: one row per committed event not sealed yet. Written with the event, in the
-    same transaction; removed by the sealer in the transaction that seals it."""
+    """The sealer's queue where there is no intake (SQLite), and for events written before it on
+    PostgreSQL: one row per committed event not sealed yet. Written with the event, in the same
+    transaction; removed by the sealer in the transaction that seals it."""
 
     event = models.OneToOneField(
         AuditEvent, on_delete=models.DO_NOTHING, primary_key=True, related_name="+", db_constraint=False
