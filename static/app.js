@@ -136,6 +136,10 @@
 
   function drawerItem() { return document.querySelector("#review-drawer [data-drawer-item][data-pending]"); }
 
+  // A decision asked for while the drawer's item was still settling (htmx wires its form only then; a
+  // click before that would post the form without htmx and reload the page): made once it has settled.
+  let waiting = null;
+
   function hint(form, text) {
     const place = form.querySelector("[data-decide-hint]");
     if (place) place.textContent = text;
@@ -145,6 +149,7 @@
   // focus the box first and remember which decision to submit on Ctrl+Enter.
   function decide(decision) {
     const item = drawerItem();
+    if (item && !item.hasAttribute("data-settled")) { waiting = decision; return; }
     const form = item && item.querySelector("form.review-decide");
     if (!form) return;
     const box = form.querySelector("[data-justification]");
@@ -224,9 +229,11 @@
     const drawer = document.getElementById("review-drawer");
     if (!drawer || !(event.detail.elt instanceof Element) || !drawer.contains(event.detail.elt)) return;
     const item = drawer.querySelector("[data-drawer-item]");
-    if (!item) { select(null); return; }
+    if (!item) { waiting = null; select(null); return; }
+    item.setAttribute("data-settled", "");
     const row = document.getElementById("item-" + item.getAttribute("data-drawer-item"));
     if (row) select(row);
+    if (waiting) { const decision = waiting; waiting = null; decide(decision); }
   });
 })();
 
