@@ -86,7 +86,8 @@ def _move_from_intake(room: int, at: datetime) -> list[tuple[int, str, datetime]
     except (DataError, IntegrityError):
         with connection.cursor() as cursor:
             cursor.execute("SELECT audit_reject_unparsable(%s, %s)", [room, at])
-            cursor.execute(_MOVE_FROM_INTAKE, {"room": room, "at": at, "judge": True})
+            (set_aside,) = cursor.fetchone()
+            cursor.execute(_MOVE_FROM_INTAKE, {"room": room - set_aside, "at": at, "judge": True})
             return list(cursor.fetchall())
 
 

@@ -118,7 +118,8 @@ BEGIN
             ids := ids[1:kept];
             prevs := prevs[1:kept];
             hashes := hashes[1:kept];
-            PERFORM audit_reject_unparsable(room, at);
+            -- The same rows: those set aside for their content no longer take a place in the batch.
+            room := room - audit_reject_unparsable(room, at);
             FOR r IN SELECT m.event_id, m.digest, m.occurred_at FROM audit_move_intake(room, at, true) m
             LOOP
                 s := s + 1;

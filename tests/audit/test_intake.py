@@ -87,6 +87,25 @@ def test_a_content_that_is_not_json_is_set_aside_and_the_rest_sealed_around_it(
     assert verify_chain().first_bad_event == digest
 
 
+@pytest.mark.parametrize("implementation", ["database function", "portable"])
+def test_content_that_is_not_json_just_past_a_batch_waits_for_the_next_one(implementation: str) -> None:
+    # The batch that sets the first one aside must not reach for the second in its place: it has not been
+    # looked at, and parsing it would fail the whole batch.
+    def unparsable(n: int) -> tuple[int, str]:
+        content = '{"cut": "short' + str(n)
+        return write_raw(f"bad {n}", canonical=content, digest=hashlib.sha256(content.encode()).hexdigest())
+
+    audit_append(actor=Actor.system(), action="before")
+    first = unparsable(1)
+    audit_append(actor=Actor.system(), action="between")
+    second = unparsable(2)
+    audit_append(actor=Actor.system(), action="last")
+    seal = sealer.seal_batch if implementation == "database function" else sealer._seal_batch_portable
+    assert seal(batch=3).count == 2 and [row[0] for row in rejected()] == [first[0]]
+    assert seal(batch=3).count == 1 and [row[0] for row in rejected()] == [first[0], second[0]]
+    assert sealed_actions() == ["before", "between", "last"]
+
+
 def test_a_digest_that_is_not_its_contents_hash_is_set_aside() -> None:
     forged, _ = write_raw("forged", digest="0" * 64)
     audit_append(actor=Actor.system(), action="honest")
