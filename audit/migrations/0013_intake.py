@@ -44,17 +44,16 @@ DECLARE
     head_hash text;
     s bigint;
     p text;
-    h text;
-    r record;
     room integer;
-    kept integer;
-    kept_s bigint;
-    kept_p text;
-    kept_oldest timestamptz;
     at timestamptz := clock_timestamp();
-    oldest timestamptz;
+    -- The events this batch seals, in order: first from the old queue, then moved from the intake.
+    ids bigint[];
+    digests text[];
+    times timestamptz[];
+    moved_ids bigint[];
+    moved_digests text[];
+    moved_times timestamptz[];
     seqs bigint[] := '{}';
-    ids bigint[] := '{}';
     prevs text[] := '{}';
     hashes text[] := '{}';
 BEGIN
@@ -68,80 +67,56 @@ BEGIN
         RETURN QUERY SELECT 0, NULL::bigint, 0.0::float8;  -- the caller stops: see audit.sealer.HeadMissing
         RETURN;
     END IF;
-    s := head_seq;
-    p := head_hash;
     -- Events in the log already, queued beside it (written before migration 0013).
-    FOR r IN
-        WITH taken AS (
-            DELETE FROM audit_pendingseal q
-             WHERE q.event_id IN (SELECT o.event_id FROM audit_pendingseal o ORDER BY o.event_id LIMIT batch)
-            RETURNING q.event_id, q.digest, q.occurred_at
-        )
-        SELECT t.event_id, t.digest, t.occurred_at FROM taken t ORDER BY t.event_id
-    LOOP
-        s := s + 1;
-        h := encode(sha256(convert_to(s::text || '|' || p || '|' || r.digest, 'UTF8')), 'hex');
-        seqs := seqs || s;
-        ids := ids || r.event_id;
-        prevs := prevs || p;
-        hashes := hashes || h;
-        p := h;
-        oldest := least(coalesce(oldest, r.occurred_at), r.occurred_at);
-    END LOOP;
-    room := batch - (s - head_seq)::integer;
+    WITH taken AS (
+        DELETE FROM audit_pendingseal q
+         WHERE q.event_id IN (SELECT o.event_id FROM audit_pendingseal o ORDER BY o.event_id LIMIT batch)
+        RETURNING q.event_id, q.digest, q.occurred_at
+    )
+    SELECT coalesce(array_agg(t.event_id ORDER BY t.event_id), '{}'),
+           coalesce(array_agg(t.digest ORDER BY t.event_id), '{}'),
+           coalesce(array_agg(t.occurred_at ORDER BY t.event_id), '{}')
+      INTO ids, digests, times FROM taken t;
+    room := batch - cardinality(ids);
     IF room > 0 THEN
-        kept := cardinality(ids);
-        kept_s := s;
-        kept_p := p;
-        kept_oldest := oldest;
         BEGIN
-            FOR r IN SELECT m.event_id, m.digest, m.occurred_at FROM audit_move_intake(room, at, false) m
-            LOOP
-                s := s + 1;
-                h := encode(sha256(convert_to(s::text || '|' || p || '|' || r.digest, 'UTF8')), 'hex');
-                seqs := seqs || s;
-                ids := ids || r.event_id;
-                prevs := prevs || p;
-                hashes := hashes || h;
-                p := h;
-                oldest := least(coalesce(oldest, r.occurred_at), r.occurred_at);
-            END LOOP;
+            SELECT array_agg(m.event_id ORDER BY m.event_id), array_agg(m.digest ORDER BY m.event_id),
+                   array_agg(m.occurred_at ORDER BY m.event_id)
+              INTO moved_ids, moved_digests, moved_times FROM audit_move_intake(room, at, false) m;
         EXCEPTION WHEN check_violation OR unique_violation OR invalid_text_representation
                     OR untranslatable_character THEN
             -- A row the log refuses (its columns do not match its content, its digest is there already)
             -- or whose content is not even JSON: only someone writing the intake by hand can make one.
-            -- The batch starts again from the same rows, each judged first, and sets such rows aside.
-            s := kept_s;
-            p := kept_p;
-            oldest := kept_oldest;
-            seqs := seqs[1:kept];
-            ids := ids[1:kept];
-            prevs := prevs[1:kept];
-            hashes := hashes[1:kept];
-            -- The same rows: those set aside for their content no longer take a place in the batch.
+            -- The same rows again, those whose content is not JSON set aside first (they no longer take
+            -- a place in the batch), each of the others judged before it is moved.
             room := room - audit_reject_unparsable(room, at);
-            FOR r IN SELECT m.event_id, m.digest, m.occurred_at FROM audit_move_intake(room, at, true) m
-            LOOP
-                s := s + 1;
-                h := encode(sha256(convert_to(s::text || '|' || p || '|' || r.digest, 'UTF8')), 'hex');
-                seqs := seqs || s;
-                ids := ids || r.event_id;
-                prevs := prevs || p;
-                hashes := hashes || h;
-                p := h;
-                oldest := least(coalesce(oldest, r.occurred_at), r.occurred_at);
-            END LOOP;
+            SELECT array_agg(m.event_id ORDER BY m.event_id), array_agg(m.digest ORDER BY m.event_id),
+                   array_agg(m.occurred_at ORDER BY m.event_id)
+              INTO moved_ids, moved_digests, moved_times FROM audit_move_intake(room, at, true) m;
         END;
+        ids := ids || coalesce(moved_ids, '{}');
+        digests := digests || coalesce(moved_digests, '{}');
+        times := times || coalesce(moved_times, '{}');
     END IF;
-    IF s = head_seq THEN
+    IF cardinality(ids) = 0 THEN
         RETURN QUERY SELECT 0, head_seq, 0.0::float8;
         RETURN;
     END IF;
+    s := head_seq;
+    p := head_hash;
+    FOR i IN 1 .. cardinality(ids) LOOP
+        s := s + 1;
+        seqs := seqs || s;
+        prevs := prevs || p;
+        p := encode(sha256(convert_to(s::text || '|' || p || '|' || digests[i], 'UTF8')), 'hex');
+        hashes := hashes || p;
+    END LOOP;
     INSERT INTO audit_seal (seq, event_id, prev_hash, hash, sealed_at)
         SELECT u.seq, u.event_id, u.prev_hash, u.hash, at FROM unnest(seqs, ids, prevs, hashes)
             AS u(seq, event_id, prev_hash, hash);
     UPDATE audit_chainhead SET seq = s, hash = p, sealed_at = at WHERE id = 1;
-    RETURN QUERY SELECT (s - head_seq)::integer, s, greatest(extract(epoch FROM at - oldest)::float8, 0.0);
+    RETURN QUERY SELECT (s - head_seq)::integer, s,
+        greatest(extract(epoch FROM at - (SELECT min(t) FROM unnest(times) t))::float8, 0.0);
 END
 $$
 """
